@@ -1,0 +1,440 @@
+//! The on-disk layout of a kstate image, version 1.
+//!
+//! Every structure here is `repr(C)`, little-endian (`zerocopy::little_endian`
+//! field types, alignment 1) and has no implicit padding, so a record can be
+//! borrowed straight from a mapped file. ARCHITECTURE.md describes the layout
+//! record by record; keep the two in step.
+//!
+//! Rules every record follows:
+//! - a record is a [`RecordHeader`] and a payload; the payload is a fixed part
+//!   (`fixed_len` bytes, a struct below) followed by variable parts whose counts
+//!   are fields of the fixed part, in the order the struct documents;
+//! - fields are only ever appended to a fixed part: a reader that meets a
+//!   shorter fixed part (an older writer) reads the missing fields as zero;
+//! - a reference ([`Ref`]) names an earlier record by id; id 0 is UNDEF.
+
+use zerocopy::little_endian::{I64, U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// First bytes of every image. The `\x89` and `\n` catch text-mode mangling.
+pub const MAGIC: [u8; 8] = *b"KSTATE\x89\n";
+/// First bytes of the trailer.
+pub const TRAILER_MAGIC: [u8; 8] = *b"KSTEND\x89\n";
+/// Format major version: a reader refuses any other major.
+pub const MAJOR: u16 = 1;
+/// Format minor version: only appended fields or new optional kinds.
+pub const MINOR: u16 = 0;
+/// AUDIT_ARCH_X86_64, as in `<linux/audit.h>`.
+pub const ARCH_X86_64: u32 = 0xC000_003E;
+/// Records start on this alignment; padding between them is zero.
+pub const RECORD_ALIGN: u64 = 8;
+/// Extent data starts at a file offset that is a multiple of this.
+pub const EXTENT_ALIGN: u64 = 4096;
+/// Required-feature bits this reader understands (none yet in v1).
+pub const KNOWN_REQUIRED_FEATURES: u64 = 0;
+
+/// The file header, at offset 0.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct FileHeader {
+    pub magic: [u8; 8],
+    pub major: U16,
+    pub minor: U16,
+    /// Size of this header in bytes (128 in v1).
+    pub header_len: U32,
+    /// AUDIT_ARCH_* of the checkpointed tasks.
+    pub arch: U32,
+    pub page_size: U32,
+    /// Features a reader must understand to use the image at all.
+    pub required_features: U64,
+    /// Features a reader may ignore.
+    pub optional_features: U64,
+    /// `uname -r` of the checkpointing kernel, NUL padded (information only).
+    pub kernel_release: [u8; 64],
+    pub reserved: [u8; 24],
+}
+
+/// The header in front of every record.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RecordHeader {
+    /// A [`Kind`] value.
+    pub kind: U16,
+    /// The record's own version (1 for every kind in format 1.0).
+    pub version: U16,
+    /// Size of this header (32).
+    pub header_len: U16,
+    /// Length of the fixed part at the start of the payload.
+    pub fixed_len: U16,
+    /// Position of the record in the file, counted from 1.
+    pub id: U32,
+    /// Record flags: none are defined in v1, so it must be zero.
+    pub flags: U32,
+    pub payload_len: U64,
+    /// CRC32 (IEEE) of the payload bytes.
+    pub payload_crc: U32,
+    pub reserved: U32,
+}
+
+/// One entry of the record index, which follows the last record.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct IndexEntry {
+    /// File offset of the record header.
+    pub offset: U64,
+    pub kind: U16,
+    pub version: U16,
+    pub reserved: U32,
+}
+
+/// The last bytes of the file.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct Trailer {
+    pub magic: [u8; 8],
+    /// Length of the whole file, trailer included.
+    pub total_len: U64,
+    pub index_offset: U64,
+    pub record_count: U32,
+    /// CRC32 over the file header, the index, and this trailer up to this field.
+    pub crc: U32,
+}
+
+/// A typed reference to an earlier record: its id and kind. All zero is UNDEF.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct Ref {
+    pub id: U32,
+    pub kind: U16,
+    pub reserved: U16,
+}
+
+impl Ref {
+    pub const UNDEF: Ref = Ref {
+        id: U32::ZERO,
+        kind: U16::ZERO,
+        reserved: U16::ZERO,
+    };
+
+    pub fn new(kind: Kind, id: u32) -> Ref {
+        Ref {
+            id: U32::new(id),
+            kind: U16::new(kind as u16),
+            reserved: U16::ZERO,
+        }
+    }
+
+    pub fn is_undef(&self) -> bool {
+        self.id.get() == 0
+    }
+
+    /// The id, or `None` for UNDEF.
+    pub fn id(&self) -> Option<u32> {
+        match self.id.get() {
+            0 => None,
+            id => Some(id),
+        }
+    }
+}
+
+/// Record kinds. Stored as a raw `u16`; converted with [`Kind::from_raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum Kind {
+    UserNs = 1,
+    PidNs = 2,
+    UtsNs = 3,
+    IpcNs = 4,
+    MntNs = 5,
+    NetNs = 6,
+    CgroupNs = 7,
+    TimeNs = 8,
+    Nsproxy = 9,
+    Task = 10,
+    /// Page-aligned bulk data (memory pages, from format 1.0 on).
+    Extent = 11,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::UserNs,
+        Kind::PidNs,
+        Kind::UtsNs,
+        Kind::IpcNs,
+        Kind::MntNs,
+        Kind::NetNs,
+        Kind::CgroupNs,
+        Kind::TimeNs,
+        Kind::Nsproxy,
+        Kind::Task,
+        Kind::Extent,
+    ];
+
+    pub fn from_raw(raw: u16) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u16 == raw)
+    }
+
+    /// The name used by `kstate show` and in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::UserNs => "user_ns",
+            Kind::PidNs => "pid_ns",
+            Kind::UtsNs => "uts_ns",
+            Kind::IpcNs => "ipc_ns",
+            Kind::MntNs => "mnt_ns",
+            Kind::NetNs => "net_ns",
+            Kind::CgroupNs => "cgroup_ns",
+            Kind::TimeNs => "time_ns",
+            Kind::Nsproxy => "nsproxy",
+            Kind::Task => "task",
+            Kind::Extent => "extent",
+        }
+    }
+
+    /// True for the eight namespace kinds.
+    pub fn is_namespace(self) -> bool {
+        (self as u16) <= Kind::TimeNs as u16
+    }
+
+    /// The latest record version this build writes and reads.
+    pub fn current_version(self) -> u16 {
+        1
+    }
+
+    /// Size of the fixed part in version 1, the smallest a reader accepts.
+    pub fn min_fixed_len(self) -> usize {
+        use core::mem::size_of;
+        match self {
+            Kind::UserNs => size_of::<UserNsRecord>(),
+            Kind::PidNs => size_of::<PidNsRecord>(),
+            Kind::UtsNs => size_of::<UtsNsRecord>(),
+            Kind::IpcNs | Kind::MntNs | Kind::NetNs | Kind::CgroupNs => size_of::<NsCommon>(),
+            Kind::TimeNs => size_of::<TimeNsRecord>(),
+            Kind::Nsproxy => size_of::<NsproxyRecord>(),
+            Kind::Task => size_of::<TaskRecord>(),
+            Kind::Extent => size_of::<ExtentRecord>(),
+        }
+    }
+}
+
+impl core::fmt::Display for Kind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Flags shared by all namespace records.
+pub mod ns_flags {
+    /// Used by processes outside the tree: referenced, contents not dumped.
+    pub const EXTERNAL: u32 = 1;
+    pub const KNOWN: u32 = EXTERNAL;
+}
+
+/// The fixed prefix of every namespace record.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct NsCommon {
+    /// [`ns_flags`].
+    pub flags: U32,
+    /// Tasks of the tree whose nsproxy uses this namespace.
+    pub users: U32,
+    /// Device and inode of the nsfs file at checkpoint (identity, information only).
+    pub dev: U64,
+    pub ino: U64,
+    /// The owning user namespace (for a user namespace: its parent); UNDEF at
+    /// the top of the hierarchy.
+    pub owner: Ref,
+}
+
+impl NsCommon {
+    pub fn is_external(&self) -> bool {
+        self.flags.get() & ns_flags::EXTERNAL != 0
+    }
+}
+
+/// A user namespace. Its parent is `common.owner`.
+/// Variable parts: `uid_extents` × [`IdExtent`], then `gid_extents` × [`IdExtent`].
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct UserNsRecord {
+    pub common: NsCommon,
+    /// Depth: 0 for the topmost user namespace the checkpointer sees.
+    pub level: U32,
+    /// [`Setgroups`] as a raw value.
+    pub setgroups: U32,
+    pub uid_extents: U32,
+    pub gid_extents: U32,
+}
+
+/// One line of uid_map or gid_map; `lower_first` is in the parent namespace.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct IdExtent {
+    pub first: U32,
+    pub lower_first: U32,
+    pub count: U32,
+}
+
+/// The content of /proc/PID/setgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setgroups {
+    Unknown = 0,
+    Allow = 1,
+    Deny = 2,
+}
+
+impl Setgroups {
+    pub fn from_raw(raw: u32) -> Option<Setgroups> {
+        match raw {
+            0 => Some(Setgroups::Unknown),
+            1 => Some(Setgroups::Allow),
+            2 => Some(Setgroups::Deny),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Setgroups::Unknown => "unknown",
+            Setgroups::Allow => "allow",
+            Setgroups::Deny => "deny",
+        }
+    }
+}
+
+/// A pid namespace. Pid namespaces come by level, parent first: `parent` is
+/// an earlier pid namespace exactly one level up, or UNDEF for the topmost.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct PidNsRecord {
+    pub common: NsCommon,
+    pub parent: Ref,
+    pub level: U32,
+    /// The last pid allocated in this namespace (its ns_last_pid).
+    pub last_pid: U32,
+}
+
+/// A uts namespace. Variable parts: `hostname_len` bytes, then `domainname_len` bytes.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct UtsNsRecord {
+    pub common: NsCommon,
+    pub hostname_len: U32,
+    pub domainname_len: U32,
+}
+
+/// A time namespace with its clock offsets.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct TimeNsRecord {
+    pub common: NsCommon,
+    pub monotonic_sec: I64,
+    pub monotonic_nsec: I64,
+    pub boottime_sec: I64,
+    pub boottime_nsec: I64,
+}
+
+/// The set of namespaces a task uses; shared by every task with the same set.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct NsproxyRecord {
+    /// Tasks of the tree that use exactly this set.
+    pub users: U32,
+    pub reserved: U32,
+    pub user: Ref,
+    pub uts: Ref,
+    pub ipc: Ref,
+    pub mnt: Ref,
+    pub pid: Ref,
+    pub pid_for_children: Ref,
+    pub net: Ref,
+    pub cgroup: Ref,
+    pub time: Ref,
+    pub time_for_children: Ref,
+}
+
+impl NsproxyRecord {
+    /// Each reference with its field name and the kind it must point to.
+    pub fn refs(&self) -> [(&'static str, Ref, Kind); 10] {
+        [
+            ("user", self.user, Kind::UserNs),
+            ("uts", self.uts, Kind::UtsNs),
+            ("ipc", self.ipc, Kind::IpcNs),
+            ("mnt", self.mnt, Kind::MntNs),
+            ("pid", self.pid, Kind::PidNs),
+            ("pid_for_children", self.pid_for_children, Kind::PidNs),
+            ("net", self.net, Kind::NetNs),
+            ("cgroup", self.cgroup, Kind::CgroupNs),
+            ("time", self.time, Kind::TimeNs),
+            ("time_for_children", self.time_for_children, Kind::TimeNs),
+        ]
+    }
+}
+
+/// A task (thread group). Tasks come parent first.
+/// Variable parts, each `levels` × u32 unless said: `nspid`, `nstgid`,
+/// `nspgid`, `nssid` (outermost level first, as in /proc/PID/status);
+/// `threads` × `levels` × u32 (each thread's NSpid, the leader first);
+/// `exe_len` bytes of the executable's path.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct TaskRecord {
+    /// The parent task, UNDEF for the root of the tree.
+    pub parent: Ref,
+    pub nsproxy: Ref,
+    /// Pid of the parent at the outermost level (information for the root).
+    pub ppid: U32,
+    /// Number of pid namespace levels the task is visible in.
+    pub levels: U32,
+    pub threads: U32,
+    pub exe_len: U32,
+    /// Task flags (none defined in v1).
+    pub flags: U32,
+    pub reserved: U32,
+    pub comm: [u8; 16],
+}
+
+/// Page-aligned bulk data. Variable part: zero bytes up to the next multiple of
+/// [`EXTENT_ALIGN`] in the file, then `data_len` bytes of data, so a restorer
+/// can map or copy the data as whole pages straight from the file.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct ExtentRecord {
+    /// Bytes of data (the payload less the fixed part).
+    pub data_len: U64,
+    /// What the data belongs to (UNDEF in v1: nothing refers to extents yet).
+    pub owner: Ref,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<FileHeader>() == 128);
+    assert!(core::mem::size_of::<RecordHeader>() == 32);
+    assert!(core::mem::size_of::<IndexEntry>() == 16);
+    assert!(core::mem::size_of::<Trailer>() == 32);
+    assert!(core::mem::size_of::<Ref>() == 8);
+    assert!(core::mem::size_of::<NsCommon>() == 32);
+    assert!(core::mem::size_of::<ExtentRecord>() % 8 == 0);
+};

@@ -1,0 +1,921 @@
+//! Validating an image once, then handing out borrowed views.
+//!
+//! [`Image::parse`] checks everything before anyone uses the image: bounds,
+//! CRCs, kinds, that each reference resolves to an earlier record of the right
+//! kind, and the ordering rules. After that, [`Image::object`] gives zero-copy
+//! views (fixed parts copied by value, variable parts borrowed) without any
+//! allocation. No input makes it panic, and it allocates nothing in
+//! proportion to counts read from the file.
+
+use core::mem::size_of;
+
+use zerocopy::little_endian::U32;
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+
+use super::error::{At, FormatError};
+use super::format::{
+    ns_flags, ExtentRecord, FileHeader, IdExtent, IndexEntry, Kind, NsCommon, NsproxyRecord,
+    PidNsRecord, RecordHeader, Ref, Setgroups, TaskRecord, TimeNsRecord, Trailer, UserNsRecord,
+    UtsNsRecord, EXTENT_ALIGN, KNOWN_REQUIRED_FEATURES, MAGIC, MAJOR, RECORD_ALIGN, TRAILER_MAGIC,
+};
+use super::writer::trailer_crc;
+
+type Result<T> = core::result::Result<T, FormatError>;
+
+/// Deepest pid or user namespace nesting the kernel allows (32) plus the top.
+pub const MAX_LEVELS: u32 = 33;
+/// `__NEW_UTS_LEN` in `<linux/utsname.h>`.
+pub const MAX_UTS_LEN: u32 = 64;
+/// `PATH_MAX`.
+pub const MAX_PATH_LEN: u32 = 4096;
+/// Most extents a uid_map or gid_map can hold (`UID_GID_MAP_MAX_EXTENTS`).
+pub const MAX_ID_EXTENTS: u32 = 340;
+
+/// A validated image borrowed from a byte slice (usually a mapped file).
+#[derive(Clone, Copy)]
+pub struct Image<'a> {
+    bytes: &'a [u8],
+    header: FileHeader,
+    index: &'a [IndexEntry],
+}
+
+/// A record's place and raw parts.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord<'a> {
+    pub at: At,
+    pub kind: Kind,
+    pub version: u16,
+    /// File offset of the payload.
+    pub payload_offset: u64,
+    pub fixed: &'a [u8],
+    /// The payload after the fixed part.
+    pub var: &'a [u8],
+}
+
+/// A namespace record of a kind with no contents of its own yet (ipc, mnt,
+/// net, cgroup).
+#[derive(Clone, Copy, Debug)]
+pub struct PlainNsView {
+    pub kind: Kind,
+    pub common: NsCommon,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UserNsView<'a> {
+    pub rec: UserNsRecord,
+    pub uid_map: &'a [IdExtent],
+    pub gid_map: &'a [IdExtent],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UtsNsView<'a> {
+    pub rec: UtsNsRecord,
+    pub hostname: &'a [u8],
+    pub domainname: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TaskView<'a> {
+    pub rec: TaskRecord,
+    pub nspid: &'a [U32],
+    pub nstgid: &'a [U32],
+    pub nspgid: &'a [U32],
+    pub nssid: &'a [U32],
+    /// `threads` × `levels` pids, the leader first.
+    pub threads: &'a [U32],
+    pub exe: &'a [u8],
+}
+
+impl<'a> TaskView<'a> {
+    /// The pid at the outermost level (as the checkpointer saw it).
+    pub fn pid(&self) -> u32 {
+        self.nspid.first().map_or(0, |p| p.get())
+    }
+
+    /// The comm, up to its first NUL.
+    pub fn comm(&self) -> &[u8] {
+        let c = &self.rec.comm;
+        let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+        &c[..n]
+    }
+
+    /// Each thread's pids, one slice of `levels` per thread.
+    pub fn thread_pids(&self) -> impl Iterator<Item = &'a [U32]> {
+        let levels = (self.rec.levels.get() as usize).max(1);
+        self.threads.chunks(levels)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ExtentView<'a> {
+    pub rec: ExtentRecord,
+    /// File offset of the data (a multiple of the page size).
+    pub data_offset: u64,
+    pub data: &'a [u8],
+}
+
+/// A typed view of one record.
+#[derive(Clone, Copy, Debug)]
+pub enum Object<'a> {
+    UserNs(UserNsView<'a>),
+    PidNs(PidNsRecord),
+    UtsNs(UtsNsView<'a>),
+    TimeNs(TimeNsRecord),
+    /// ipc, mnt, net and cgroup namespaces.
+    PlainNs(PlainNsView),
+    Nsproxy(NsproxyRecord),
+    Task(TaskView<'a>),
+    Extent(ExtentView<'a>),
+}
+
+impl<'a> Object<'a> {
+    /// The common namespace part, for namespace records.
+    pub fn ns_common(&self) -> Option<&NsCommon> {
+        match self {
+            Object::UserNs(v) => Some(&v.rec.common),
+            Object::PidNs(r) => Some(&r.common),
+            Object::UtsNs(v) => Some(&v.rec.common),
+            Object::TimeNs(r) => Some(&r.common),
+            Object::PlainNs(v) => Some(&v.common),
+            _ => None,
+        }
+    }
+}
+
+/// Copies a fixed part into a zeroed `T`: fields an older writer did not have
+/// read as zero, fields a newer writer appended are ignored.
+fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
+    let mut t = T::new_zeroed();
+    let dst = t.as_mut_bytes();
+    let n = dst.len().min(bytes.len());
+    dst[..n].copy_from_slice(&bytes[..n]);
+    t
+}
+
+fn align_up(v: u64, a: u64) -> Option<u64> {
+    v.checked_add(a - 1).map(|x| x / a * a)
+}
+
+/// Takes counted arrays off the variable part of a record.
+struct Cursor<'a> {
+    at: At,
+    rest: &'a [u8],
+    newer: bool,
+}
+
+impl<'a> Cursor<'a> {
+    fn take<T: FromBytes + Immutable + KnownLayout + zerocopy::Unaligned>(
+        &mut self,
+        count: u64,
+        field: &'static str,
+    ) -> Result<&'a [T]> {
+        let too_large = FormatError::CountTooLarge {
+            at: self.at,
+            field,
+            count,
+            available: self.rest.len() as u64,
+        };
+        let bytes = count
+            .checked_mul(size_of::<T>() as u64)
+            .filter(|b| *b <= self.rest.len() as u64)
+            .ok_or(too_large.clone())?;
+        let (head, tail) = self.rest.split_at(bytes as usize);
+        self.rest = tail;
+        <[T]>::ref_from_bytes(head).map_err(|_| too_large)
+    }
+
+    fn finish(self, field: &'static str) -> Result<()> {
+        if self.rest.is_empty() || self.newer {
+            Ok(())
+        } else {
+            Err(FormatError::TrailingBytes {
+                at: self.at,
+                field,
+                extra: self.rest.len() as u64,
+            })
+        }
+    }
+}
+
+impl<'a> Image<'a> {
+    /// Validates the whole image. Nothing about it is trusted before this
+    /// returns `Ok`.
+    pub fn parse(bytes: &'a [u8]) -> Result<Image<'a>> {
+        let len = bytes.len() as u64;
+        let min = (size_of::<FileHeader>() + size_of::<Trailer>()) as u64;
+        if len < min {
+            // Tell a foreign file from a truncated one where we can.
+            if let Some(m) = bytes.get(..8) {
+                if m != MAGIC {
+                    let mut found = [0u8; 8];
+                    found.copy_from_slice(m);
+                    return Err(FormatError::BadMagic { found });
+                }
+            }
+            return Err(FormatError::TooShort { len, min });
+        }
+        let (header, _) =
+            FileHeader::read_from_prefix(bytes).map_err(|_| FormatError::TooShort { len, min })?;
+        if header.magic != MAGIC {
+            return Err(FormatError::BadMagic {
+                found: header.magic,
+            });
+        }
+        if header.major.get() != MAJOR {
+            return Err(FormatError::UnsupportedMajor {
+                major: header.major.get(),
+                supported: MAJOR,
+            });
+        }
+        let header_len = header.header_len.get() as u64;
+        if header_len < size_of::<FileHeader>() as u64
+            || header_len % RECORD_ALIGN != 0
+            || header_len > len - size_of::<Trailer>() as u64
+        {
+            return Err(FormatError::BadHeaderField {
+                field: "header_len",
+                value: header_len,
+                expected: size_of::<FileHeader>() as u64,
+            });
+        }
+        let unknown = header.required_features.get() & !KNOWN_REQUIRED_FEATURES;
+        if unknown != 0 {
+            return Err(FormatError::UnknownRequiredFeatures { bits: unknown });
+        }
+        let page = header.page_size.get() as u64;
+        if !page.is_power_of_two() || page < 4096 {
+            return Err(FormatError::BadHeaderField {
+                field: "page_size",
+                value: page,
+                expected: 4096,
+            });
+        }
+        if let Some(pos) = header.reserved.iter().position(|b| *b != 0) {
+            return Err(FormatError::BadHeaderField {
+                field: "reserved",
+                value: pos as u64,
+                expected: 0,
+            });
+        }
+
+        // Trailer.
+        let toff = len - size_of::<Trailer>() as u64;
+        let (trailer, _) = Trailer::read_from_prefix(&bytes[toff as usize..])
+            .map_err(|_| FormatError::BadTrailerMagic { offset: toff })?;
+        if trailer.magic != TRAILER_MAGIC {
+            return Err(FormatError::BadTrailerMagic { offset: toff });
+        }
+        if trailer.total_len.get() != len {
+            return Err(FormatError::LengthMismatch {
+                recorded: trailer.total_len.get(),
+                actual: len,
+            });
+        }
+        let index_offset = trailer.index_offset.get();
+        let count = trailer.record_count.get() as u64;
+        let index_len = count * size_of::<IndexEntry>() as u64;
+        if index_offset < header_len || index_offset % RECORD_ALIGN != 0 || index_offset > toff {
+            return Err(FormatError::BadTrailerField {
+                field: "index_offset",
+                value: index_offset,
+                len,
+            });
+        }
+        if index_offset + index_len != toff {
+            return Err(FormatError::BadTrailerField {
+                field: "record_count",
+                value: count,
+                len,
+            });
+        }
+        let index_bytes = &bytes[index_offset as usize..toff as usize];
+        let crc = trailer_crc(&bytes[..header_len as usize], index_bytes, &trailer);
+        if crc != trailer.crc.get() {
+            return Err(FormatError::IndexCrc {
+                expected: trailer.crc.get(),
+                actual: crc,
+            });
+        }
+        let index = <[IndexEntry]>::ref_from_bytes(index_bytes).map_err(|_| {
+            FormatError::BadTrailerField {
+                field: "record_count",
+                value: count,
+                len,
+            }
+        })?;
+
+        let image = Image {
+            bytes,
+            header,
+            index,
+        };
+        image.check_framing(header_len, index_offset)?;
+        image.check_semantics()?;
+        Ok(image)
+    }
+
+    /// Walks the records in file order: headers against the index, bounds,
+    /// padding, payload CRCs.
+    fn check_framing(&self, header_len: u64, index_offset: u64) -> Result<()> {
+        let mut pos = header_len;
+        for (i, entry) in self.index.iter().enumerate() {
+            let id = i as u32 + 1;
+            let raw_kind = entry.kind.get();
+            let at = At {
+                id,
+                kind: Kind::from_raw(raw_kind),
+                offset: entry.offset.get(),
+            };
+            if entry.offset.get() != pos {
+                return Err(FormatError::Gap {
+                    at,
+                    end: pos,
+                    next: entry.offset.get(),
+                });
+            }
+            if entry.reserved.get() != 0 {
+                return Err(FormatError::BadIndexEntry {
+                    id,
+                    field: "reserved",
+                    value: entry.reserved.get() as u64,
+                });
+            }
+            let hdr_end = pos + size_of::<RecordHeader>() as u64;
+            if hdr_end > index_offset {
+                return Err(FormatError::PayloadOutOfBounds {
+                    at,
+                    len: size_of::<RecordHeader>() as u64,
+                    limit: index_offset,
+                });
+            }
+            let (h, _) =
+                RecordHeader::read_from_prefix(&self.bytes[pos as usize..]).map_err(|_| {
+                    FormatError::PayloadOutOfBounds {
+                        at,
+                        len: size_of::<RecordHeader>() as u64,
+                        limit: index_offset,
+                    }
+                })?;
+            let mismatch = |field, found: u64, expected: u64| {
+                if found != expected {
+                    Err(FormatError::HeaderMismatch {
+                        at,
+                        field,
+                        found,
+                        expected,
+                    })
+                } else {
+                    Ok(())
+                }
+            };
+            mismatch("kind", h.kind.get() as u64, raw_kind as u64)?;
+            mismatch(
+                "version",
+                h.version.get() as u64,
+                entry.version.get() as u64,
+            )?;
+            mismatch("id", h.id.get() as u64, id as u64)?;
+            mismatch(
+                "header_len",
+                h.header_len.get() as u64,
+                size_of::<RecordHeader>() as u64,
+            )?;
+            let Some(kind) = Kind::from_raw(raw_kind) else {
+                return Err(FormatError::UnknownKind { at, raw: raw_kind });
+            };
+            if h.version.get() == 0 {
+                return Err(FormatError::Invalid {
+                    at,
+                    field: "version",
+                    what: "record version 0 does not exist",
+                });
+            }
+            if h.flags.get() != 0 {
+                return Err(FormatError::NonZero {
+                    at,
+                    field: "flags",
+                    value: h.flags.get() as u64,
+                });
+            }
+            if h.reserved.get() != 0 {
+                return Err(FormatError::NonZero {
+                    at,
+                    field: "reserved",
+                    value: h.reserved.get() as u64,
+                });
+            }
+            let plen = h.payload_len.get();
+            let end = hdr_end
+                .checked_add(plen)
+                .filter(|e| *e <= index_offset)
+                .ok_or(FormatError::PayloadOutOfBounds {
+                    at,
+                    len: plen,
+                    limit: index_offset,
+                })?;
+            let fixed_len = h.fixed_len.get() as u64;
+            if fixed_len < kind.min_fixed_len() as u64 || fixed_len > plen {
+                return Err(FormatError::FixedTooShort {
+                    at,
+                    len: fixed_len.min(plen),
+                    min: kind.min_fixed_len() as u64,
+                });
+            }
+            let payload = &self.bytes[hdr_end as usize..end as usize];
+            let crc = crc32fast::hash(payload);
+            if crc != h.payload_crc.get() {
+                return Err(FormatError::PayloadCrc {
+                    at,
+                    expected: h.payload_crc.get(),
+                    actual: crc,
+                });
+            }
+            let next = align_up(end, RECORD_ALIGN).unwrap_or(u64::MAX);
+            if next > index_offset {
+                return Err(FormatError::Gap {
+                    at,
+                    end,
+                    next: index_offset,
+                });
+            }
+            if let Some(p) = self.bytes[end as usize..next as usize]
+                .iter()
+                .position(|b| *b != 0)
+            {
+                return Err(FormatError::NonZeroPadding {
+                    at,
+                    offset: end + p as u64,
+                });
+            }
+            pos = next;
+        }
+        if pos != index_offset {
+            return Err(FormatError::Gap {
+                at: At {
+                    id: self.index.len() as u32,
+                    kind: None,
+                    offset: pos,
+                },
+                end: pos,
+                next: index_offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// References, ordering and per-kind rules, record by record.
+    fn check_semantics(&self) -> Result<()> {
+        let mut root_user = false;
+        let mut root_pid = false;
+        let mut root_task = false;
+        for id in 1..=self.index.len() as u32 {
+            let obj = self.object(id)?;
+            let raw = self.raw(id)?;
+            let at = raw.at;
+            if let Some(common) = obj.ns_common() {
+                if common.flags.get() & !ns_flags::KNOWN != 0 {
+                    return Err(FormatError::NonZero {
+                        at,
+                        field: "flags",
+                        value: common.flags.get() as u64,
+                    });
+                }
+                if raw.kind != Kind::UserNs {
+                    self.check_ref(at, "owner", common.owner, Kind::UserNs, true)?;
+                }
+            }
+            match obj {
+                Object::UserNs(v) => {
+                    let level = v.rec.level.get();
+                    let parent = v.rec.common.owner;
+                    self.check_ref(at, "owner", parent, Kind::UserNs, true)?;
+                    self.check_level(at, "owner", level, parent, &mut root_user)?;
+                    if Setgroups::from_raw(v.rec.setgroups.get()).is_none() {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "setgroups",
+                            what: "not one of unknown (0), allow (1), deny (2)",
+                        });
+                    }
+                }
+                Object::PidNs(r) => {
+                    self.check_ref(at, "parent", r.parent, Kind::PidNs, true)?;
+                    self.check_level(at, "parent", r.level.get(), r.parent, &mut root_pid)?;
+                }
+                Object::TimeNs(r) => {
+                    for (field, ns) in [
+                        ("monotonic_nsec", r.monotonic_nsec),
+                        ("boottime_nsec", r.boottime_nsec),
+                    ] {
+                        if !(0..1_000_000_000).contains(&ns.get()) {
+                            return Err(FormatError::Invalid {
+                                at,
+                                field,
+                                what: "nanoseconds outside 0..1e9",
+                            });
+                        }
+                    }
+                }
+                Object::UtsNs(_) | Object::PlainNs(_) => {}
+                Object::Nsproxy(r) => {
+                    for (field, rf, kind) in r.refs() {
+                        self.check_ref(at, field, rf, kind, false)?;
+                    }
+                    if r.reserved.get() != 0 {
+                        return Err(FormatError::NonZero {
+                            at,
+                            field: "reserved",
+                            value: r.reserved.get() as u64,
+                        });
+                    }
+                }
+                Object::Task(t) => {
+                    self.check_ref(at, "parent", t.rec.parent, Kind::Task, true)?;
+                    if t.rec.parent.is_undef() {
+                        if root_task {
+                            return Err(FormatError::Invalid {
+                                at,
+                                field: "parent",
+                                what: "a second task without a parent (the tree has one root)",
+                            });
+                        }
+                        root_task = true;
+                    } else if !root_task {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "parent",
+                            what: "the first task must be the root of the tree",
+                        });
+                    }
+                    self.check_ref(at, "nsproxy", t.rec.nsproxy, Kind::Nsproxy, false)?;
+                    let pidns_level = match self.resolve(t.rec.nsproxy)? {
+                        Object::Nsproxy(np) => match self.resolve(np.pid)? {
+                            Object::PidNs(p) => p.level.get(),
+                            _ => u32::MAX,
+                        },
+                        _ => u32::MAX,
+                    };
+                    if t.rec.levels.get() != pidns_level.wrapping_add(1) {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "levels",
+                            what: "does not match the level of the task's pid namespace plus one",
+                        });
+                    }
+                    if t.rec.flags.get() != 0 || t.rec.reserved.get() != 0 {
+                        return Err(FormatError::NonZero {
+                            at,
+                            field: "flags",
+                            value: t.rec.flags.get() as u64,
+                        });
+                    }
+                    if t.rec.threads.get() == 0 {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "threads",
+                            what: "a task has at least one thread",
+                        });
+                    }
+                    if t.nspid.iter().any(|p| p.get() == 0) {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "nspid",
+                            what: "pid 0 at some level",
+                        });
+                    }
+                }
+                Object::Extent(e) => {
+                    // An extent may belong to an earlier record of any kind.
+                    if let Some(target) = e.rec.owner.id() {
+                        let expected = self.kind_of(target).ok_or(FormatError::RefMissing {
+                            at,
+                            field: "owner",
+                            target,
+                        })?;
+                        self.check_ref(at, "owner", e.rec.owner, expected, true)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A reference must be UNDEF (when allowed), or name an earlier record of
+    /// the expected kind.
+    fn check_ref(
+        &self,
+        at: At,
+        field: &'static str,
+        r: Ref,
+        expected: Kind,
+        undef_ok: bool,
+    ) -> Result<()> {
+        let Some(target) = r.id() else {
+            if r.kind.get() != 0 || r.reserved.get() != 0 {
+                return Err(FormatError::NonZero {
+                    at,
+                    field,
+                    value: r.kind.get() as u64,
+                });
+            }
+            return if undef_ok {
+                Ok(())
+            } else {
+                Err(FormatError::RefUndef { at, field })
+            };
+        };
+        if target as usize > self.index.len() {
+            return Err(FormatError::RefMissing { at, field, target });
+        }
+        if target >= at.id {
+            return Err(FormatError::RefForward { at, field, target });
+        }
+        let found_raw = self.index[target as usize - 1].kind.get();
+        let found = Kind::from_raw(found_raw);
+        if found != Some(expected) || r.kind.get() != expected as u16 || r.reserved.get() != 0 {
+            return Err(FormatError::RefWrongKind {
+                at,
+                field,
+                target,
+                expected,
+                found: found.map_or("unknown", Kind::name),
+            });
+        }
+        Ok(())
+    }
+
+    /// A hierarchical namespace sits one level below its parent; only one
+    /// may have no parent, and it is at level 0.
+    fn check_level(
+        &self,
+        at: At,
+        field: &'static str,
+        level: u32,
+        parent: Ref,
+        root_seen: &mut bool,
+    ) -> Result<()> {
+        if level >= MAX_LEVELS {
+            return Err(FormatError::Invalid {
+                at,
+                field: "level",
+                what: "deeper than the kernel allows (32)",
+            });
+        }
+        let parent_level = match parent.id() {
+            None => {
+                if *root_seen || level != 0 {
+                    return Err(FormatError::BadLevel {
+                        at,
+                        field,
+                        level,
+                        parent_level: u32::MAX,
+                    });
+                }
+                *root_seen = true;
+                return Ok(());
+            }
+            Some(_) => match self.resolve(parent)? {
+                Object::UserNs(v) => v.rec.level.get(),
+                Object::PidNs(r) => r.level.get(),
+                _ => u32::MAX,
+            },
+        };
+        if parent_level.checked_add(1) != Some(level) {
+            return Err(FormatError::BadLevel {
+                at,
+                field,
+                level,
+                parent_level,
+            });
+        }
+        Ok(())
+    }
+
+    /// The file header.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// The whole image.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn record_count(&self) -> u32 {
+        self.index.len() as u32
+    }
+
+    /// The kernel release recorded in the header.
+    pub fn kernel_release(&self) -> &[u8] {
+        let k = &self.header.kernel_release;
+        let n = k.iter().position(|&b| b == 0).unwrap_or(k.len());
+        &k[..n]
+    }
+
+    /// The kind of record `id`, in O(1) from the index.
+    pub fn kind_of(&self, id: u32) -> Option<Kind> {
+        let e = self.index.get((id as usize).checked_sub(1)?)?;
+        Kind::from_raw(e.kind.get())
+    }
+
+    /// Record `id`'s raw parts, in O(1) from the index.
+    pub fn raw(&self, id: u32) -> Result<RawRecord<'a>> {
+        let missing = FormatError::RefMissing {
+            at: At {
+                id: 0,
+                kind: None,
+                offset: 0,
+            },
+            field: "id",
+            target: id,
+        };
+        let entry = id
+            .checked_sub(1)
+            .and_then(|i| self.index.get(i as usize))
+            .ok_or(missing.clone())?;
+        let offset = entry.offset.get();
+        let kind = Kind::from_raw(entry.kind.get());
+        let at = At { id, kind, offset };
+        let bad = FormatError::PayloadOutOfBounds {
+            at,
+            len: 0,
+            limit: self.bytes.len() as u64,
+        };
+        let hbytes = self.bytes.get(offset as usize..).ok_or(bad.clone())?;
+        let (h, _) = RecordHeader::read_from_prefix(hbytes).map_err(|_| bad.clone())?;
+        let Some(kind) = kind else {
+            return Err(FormatError::UnknownKind {
+                at,
+                raw: entry.kind.get(),
+            });
+        };
+        let start = offset + size_of::<RecordHeader>() as u64;
+        let payload = start
+            .checked_add(h.payload_len.get())
+            .and_then(|end| self.bytes.get(start as usize..end as usize))
+            .ok_or(bad)?;
+        let fixed_len = (h.fixed_len.get() as usize).min(payload.len());
+        let (fixed, var) = payload.split_at(fixed_len);
+        Ok(RawRecord {
+            at,
+            kind,
+            version: h.version.get(),
+            payload_offset: start,
+            fixed,
+            var,
+        })
+    }
+
+    /// The typed view of record `id`.
+    pub fn object(&self, id: u32) -> Result<Object<'a>> {
+        let raw = self.raw(id)?;
+        let at = raw.at;
+        if raw.fixed.len() < raw.kind.min_fixed_len() {
+            return Err(FormatError::FixedTooShort {
+                at,
+                len: raw.fixed.len() as u64,
+                min: raw.kind.min_fixed_len() as u64,
+            });
+        }
+        let mut cur = Cursor {
+            at,
+            rest: raw.var,
+            newer: raw.version > raw.kind.current_version(),
+        };
+        let obj = match raw.kind {
+            Kind::UserNs => {
+                let rec: UserNsRecord = load_fixed(raw.fixed);
+                let uid_map = cur.take::<IdExtent>(rec.uid_extents.get() as u64, "uid_extents")?;
+                let gid_map = cur.take::<IdExtent>(rec.gid_extents.get() as u64, "gid_extents")?;
+                for (field, n) in [
+                    ("uid_extents", rec.uid_extents.get()),
+                    ("gid_extents", rec.gid_extents.get()),
+                ] {
+                    if n > MAX_ID_EXTENTS {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field,
+                            what: "more extents than the kernel allows (340)",
+                        });
+                    }
+                }
+                cur.finish("gid_extents")?;
+                Object::UserNs(UserNsView {
+                    rec,
+                    uid_map,
+                    gid_map,
+                })
+            }
+            Kind::PidNs => {
+                cur.finish("last_pid")?;
+                Object::PidNs(load_fixed(raw.fixed))
+            }
+            Kind::UtsNs => {
+                let rec: UtsNsRecord = load_fixed(raw.fixed);
+                for (field, n) in [
+                    ("hostname_len", rec.hostname_len.get()),
+                    ("domainname_len", rec.domainname_len.get()),
+                ] {
+                    if n > MAX_UTS_LEN {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field,
+                            what: "longer than the kernel's 64 bytes",
+                        });
+                    }
+                }
+                let hostname = cur.take::<u8>(rec.hostname_len.get() as u64, "hostname_len")?;
+                let domainname =
+                    cur.take::<u8>(rec.domainname_len.get() as u64, "domainname_len")?;
+                cur.finish("domainname_len")?;
+                Object::UtsNs(UtsNsView {
+                    rec,
+                    hostname,
+                    domainname,
+                })
+            }
+            Kind::TimeNs => {
+                cur.finish("boottime_nsec")?;
+                Object::TimeNs(load_fixed(raw.fixed))
+            }
+            Kind::IpcNs | Kind::MntNs | Kind::NetNs | Kind::CgroupNs => {
+                cur.finish("owner")?;
+                Object::PlainNs(PlainNsView {
+                    kind: raw.kind,
+                    common: load_fixed(raw.fixed),
+                })
+            }
+            Kind::Nsproxy => {
+                cur.finish("time_for_children")?;
+                Object::Nsproxy(load_fixed(raw.fixed))
+            }
+            Kind::Task => {
+                let rec: TaskRecord = load_fixed(raw.fixed);
+                let levels = rec.levels.get();
+                if levels == 0 || levels > MAX_LEVELS {
+                    return Err(FormatError::Invalid {
+                        at,
+                        field: "levels",
+                        what: "must be 1 to 33",
+                    });
+                }
+                if rec.exe_len.get() > MAX_PATH_LEN {
+                    return Err(FormatError::Invalid {
+                        at,
+                        field: "exe_len",
+                        what: "longer than PATH_MAX",
+                    });
+                }
+                let l = levels as u64;
+                let nspid = cur.take::<U32>(l, "levels")?;
+                let nstgid = cur.take::<U32>(l, "levels")?;
+                let nspgid = cur.take::<U32>(l, "levels")?;
+                let nssid = cur.take::<U32>(l, "levels")?;
+                let threads =
+                    cur.take::<U32>((rec.threads.get() as u64).saturating_mul(l), "threads")?;
+                let exe = cur.take::<u8>(rec.exe_len.get() as u64, "exe_len")?;
+                cur.finish("exe_len")?;
+                Object::Task(TaskView {
+                    rec,
+                    nspid,
+                    nstgid,
+                    nspgid,
+                    nssid,
+                    threads,
+                    exe,
+                })
+            }
+            Kind::Extent => {
+                let rec: ExtentRecord = load_fixed(raw.fixed);
+                let fixed_end = raw.payload_offset + raw.fixed.len() as u64;
+                let data_offset = align_up(fixed_end, EXTENT_ALIGN).unwrap_or(u64::MAX);
+                let pad = data_offset - fixed_end;
+                let padding = cur.take::<u8>(pad, "data_len")?;
+                if let Some(p) = padding.iter().position(|b| *b != 0) {
+                    return Err(FormatError::NonZeroPadding {
+                        at,
+                        offset: fixed_end + p as u64,
+                    });
+                }
+                let data = cur.take::<u8>(rec.data_len.get(), "data_len")?;
+                cur.finish("data_len")?;
+                Object::Extent(ExtentView {
+                    rec,
+                    data_offset,
+                    data,
+                })
+            }
+        };
+        Ok(obj)
+    }
+
+    /// Follows a reference (which must not be UNDEF).
+    pub fn resolve(&self, r: Ref) -> Result<Object<'a>> {
+        self.object(r.id.get())
+    }
+
+    /// Every record's view, in file order.
+    pub fn objects(&self) -> impl Iterator<Item = (u32, Result<Object<'a>>)> + '_ {
+        (1..=self.record_count()).map(move |id| (id, self.object(id)))
+    }
+}

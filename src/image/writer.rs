@@ -1,0 +1,182 @@
+//! Writing an image as a stream: header, records in order, index, trailer.
+//!
+//! The writer never seeks, so it can write to a pipe (`-o -`). It hands out a
+//! [`Ref`] for each record it writes; a caller can only refer to records that
+//! it has already written, which keeps every reference pointing backwards.
+
+use std::io::{self, Write};
+
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromZeros, IntoBytes};
+
+use super::format::{
+    ExtentRecord, FileHeader, IndexEntry, Kind, RecordHeader, Ref, Trailer, ARCH_X86_64,
+    EXTENT_ALIGN, MAGIC, MAJOR, MINOR, RECORD_ALIGN, TRAILER_MAGIC,
+};
+
+const ZEROS: [u8; EXTENT_ALIGN as usize] = [0; EXTENT_ALIGN as usize];
+
+/// What goes into the file header.
+#[derive(Clone, Debug)]
+pub struct HeaderInfo {
+    pub arch: u32,
+    pub page_size: u32,
+    pub kernel_release: Vec<u8>,
+}
+
+impl Default for HeaderInfo {
+    fn default() -> Self {
+        HeaderInfo {
+            arch: ARCH_X86_64,
+            page_size: 4096,
+            kernel_release: Vec::new(),
+        }
+    }
+}
+
+/// A streaming image writer over any `Write`.
+pub struct ImageWriter<W: Write> {
+    out: W,
+    pos: u64,
+    index: Vec<IndexEntry>,
+    header: FileHeader,
+}
+
+impl<W: Write> ImageWriter<W> {
+    /// Writes the file header.
+    pub fn new(mut out: W, info: &HeaderInfo) -> io::Result<Self> {
+        let mut header = FileHeader::new_zeroed();
+        header.magic = MAGIC;
+        header.major = U16::new(MAJOR);
+        header.minor = U16::new(MINOR);
+        header.header_len = U32::new(core::mem::size_of::<FileHeader>() as u32);
+        header.arch = U32::new(info.arch);
+        header.page_size = U32::new(info.page_size);
+        let n = info
+            .kernel_release
+            .len()
+            .min(header.kernel_release.len() - 1);
+        header.kernel_release[..n].copy_from_slice(&info.kernel_release[..n]);
+        out.write_all(header.as_bytes())?;
+        Ok(ImageWriter {
+            out,
+            pos: header.as_bytes().len() as u64,
+            index: Vec::new(),
+            header,
+        })
+    }
+
+    /// Number of records written so far.
+    pub fn record_count(&self) -> u32 {
+        self.index.len() as u32
+    }
+
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, align: u64) -> io::Result<()> {
+        let pad = (align - self.pos % align) % align;
+        self.put(&ZEROS[..pad as usize])
+    }
+
+    /// Writes one record: a fixed part and its variable parts in order.
+    pub fn push<T: IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        kind: Kind,
+        fixed: &T,
+        vars: &[&[u8]],
+    ) -> io::Result<Ref> {
+        let fixed = fixed.as_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(fixed);
+        let mut len = fixed.len() as u64;
+        for v in vars {
+            crc.update(v);
+            len += v.len() as u64;
+        }
+        let r = self.begin(kind, fixed.len(), len, crc.finalize())?;
+        self.put(fixed)?;
+        for v in vars {
+            self.put(v)?;
+        }
+        self.pad_to(RECORD_ALIGN)?;
+        Ok(r)
+    }
+
+    /// Writes bulk data as an extent record whose data starts on a page
+    /// boundary of the file.
+    pub fn push_extent(&mut self, owner: Ref, data: &[u8]) -> io::Result<Ref> {
+        let mut fixed = ExtentRecord::new_zeroed();
+        fixed.data_len = U64::new(data.len() as u64);
+        fixed.owner = owner;
+        let fixed = fixed.as_bytes();
+        let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
+        let fixed_end = hdr_end + fixed.len() as u64;
+        let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(fixed);
+        crc.update(&ZEROS[..pad as usize]);
+        crc.update(data);
+        let len = fixed.len() as u64 + pad + data.len() as u64;
+        let r = self.begin(Kind::Extent, fixed.len(), len, crc.finalize())?;
+        self.put(fixed)?;
+        self.put(&ZEROS[..pad as usize])?;
+        self.put(data)?;
+        self.pad_to(RECORD_ALIGN)?;
+        Ok(r)
+    }
+
+    fn begin(&mut self, kind: Kind, fixed_len: usize, len: u64, crc: u32) -> io::Result<Ref> {
+        let id = self.index.len() as u32 + 1;
+        let mut h = RecordHeader::new_zeroed();
+        h.kind = U16::new(kind as u16);
+        h.version = U16::new(kind.current_version());
+        h.header_len = U16::new(core::mem::size_of::<RecordHeader>() as u16);
+        h.fixed_len = U16::new(fixed_len as u16);
+        h.id = U32::new(id);
+        h.payload_len = U64::new(len);
+        h.payload_crc = U32::new(crc);
+        let mut e = IndexEntry::new_zeroed();
+        e.offset = U64::new(self.pos);
+        e.kind = h.kind;
+        e.version = h.version;
+        self.index.push(e);
+        self.put(h.as_bytes())?;
+        Ok(Ref::new(kind, id))
+    }
+
+    /// Writes the index and the trailer, flushes, and returns the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        let index_offset = self.pos;
+        let index = std::mem::take(&mut self.index);
+        self.put(index.as_bytes())?;
+        let mut t = Trailer::new_zeroed();
+        t.magic = TRAILER_MAGIC;
+        t.total_len = U64::new(self.pos + core::mem::size_of::<Trailer>() as u64);
+        t.index_offset = U64::new(index_offset);
+        t.record_count = U32::new(index.len() as u32);
+        t.crc = U32::new(trailer_crc(self.header.as_bytes(), index.as_bytes(), &t));
+        self.put(t.as_bytes())?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// The CRC the trailer carries: over the header, the index, and the trailer's
+/// own bytes before its `crc` field.
+pub(super) fn trailer_crc(header: &[u8], index: &[u8], trailer: &Trailer) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(header);
+    crc.update(index);
+    let tb = trailer.as_bytes();
+    crc.update(&tb[..tb.len() - 4]);
+    crc.finalize()
+}

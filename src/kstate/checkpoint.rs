@@ -1,0 +1,116 @@
+//! `kstate checkpoint`: freeze → collect → dump → release.
+//!
+//! Collection reads everything into the registry while the tree is frozen;
+//! the dump then writes the records in dependency order (user namespaces,
+//! pid namespaces by level, the other namespaces, nsproxies, tasks), so every
+//! reference points to a record already written. The tree is released after
+//! the image is complete, and on every error.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use super::freeze::{self, FrozenTree};
+use super::output::Output;
+use super::registry::Registry;
+use super::Error;
+use crate::image::{HeaderInfo, ImageWriter};
+use crate::objects::{namespace, nsproxy, task};
+
+#[derive(Clone, Debug)]
+pub struct CheckpointOptions {
+    /// Root of the tree (`-t`).
+    pub root: i32,
+    /// Image path, `-` for standard output.
+    pub output: PathBuf,
+}
+
+/// What a checkpoint wrote.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub tasks: usize,
+    pub namespaces: usize,
+    pub external: usize,
+    pub nsproxies: usize,
+    pub bytes: u64,
+}
+
+/// Collects the whole tree into a registry. The tree must be frozen.
+pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
+    let mut reg = Registry::default();
+    for p in &frozen.processes {
+        let key = nsproxy::collect(&mut reg, p.pid, &p.threads)?;
+        let info = task::collect(p.pid, &p.threads)?;
+        let np = reg.use_nsproxy(key);
+        let parent = p
+            .parent
+            .and_then(|i| reg.find_task(frozen.processes[i].pid));
+        reg.add_task(info, parent, np);
+    }
+    namespace::mark_external(&mut reg, &frozen.pids())?;
+    namespace::collect_contents(&mut reg)?;
+    Ok(reg)
+}
+
+/// Writes the registry as an image.
+pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
+    let info = HeaderInfo {
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().as_encoded_bytes().to_vec())
+            .unwrap_or_default(),
+        page_size: crate::sys::page_size() as u32,
+        ..HeaderInfo::default()
+    };
+    let werr = |source| Error::Object(crate::objects::ObjectError::Write(source));
+    let mut w = ImageWriter::new(out, &info).map_err(werr)?;
+    namespace::dump_all(reg, &mut w)?;
+    nsproxy::dump_all(reg, &mut w)?;
+    task::dump_all(reg, &mut w)?;
+    let bytes = w.position();
+    w.finish().map_err(werr)?;
+    Ok(bytes)
+}
+
+/// Checkpoints the tree rooted at `opts.root`; the tree keeps running.
+pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
+    let mut output = Output::create(&opts.output)?;
+    let mut frozen = FrozenTree::freeze(opts.root)?;
+    freeze::test_pause_after_freeze();
+    let mut reg = match collect(&frozen) {
+        Ok(reg) => reg,
+        Err(e) => {
+            // A task that died under us explains most collection errors:
+            // say that rather than the /proc read that tripped over it.
+            frozen.verify_alive()?;
+            return Err(e);
+        }
+    };
+    frozen.verify_alive()?;
+    let path = output.path().to_path_buf();
+    let bytes = {
+        let mut w = BufWriter::with_capacity(1 << 20, output.writer());
+        let bytes = dump(&mut reg, &mut w)?;
+        w.flush().map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?;
+        bytes
+    };
+    output.commit()?;
+    frozen.release();
+    let external = reg.namespaces.iter().filter(|n| n.external).count();
+    log::info!(
+        "checkpoint: {} tasks, {} namespaces ({} external), {} nsproxies, written to {}",
+        reg.tasks.len(),
+        reg.namespaces.len(),
+        external,
+        reg.nsproxies.len(),
+        path.display()
+    );
+    Ok(Summary {
+        tasks: reg.tasks.len(),
+        namespaces: reg.namespaces.len(),
+        external,
+        nsproxies: reg.nsproxies.len(),
+        bytes,
+    })
+}

@@ -1,0 +1,126 @@
+//! The `kstate` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use kstate::image::{Image, ImageSource};
+use kstate::kstate::{check, show, CheckpointOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "kstate",
+    version,
+    about = "Checkpoint and restart Linux process trees with their namespaces"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Checkpoint a process tree and its namespaces into one image file.
+    Checkpoint {
+        /// Pid of the root of the tree.
+        #[arg(short = 't', long = "tree", value_name = "PID")]
+        tree: i32,
+        /// Image file to write (`-` for standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Keep the tree running after the checkpoint (what checkpoint does
+        /// today in any case; restart comes with a later version).
+        #[arg(long = "leave-running")]
+        leave_running: bool,
+    },
+    /// Show an image's objects.
+    Show {
+        /// Image file (`-` for standard input).
+        file: PathBuf,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report the kernel features kstate relies on.
+    Check {
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Checkpoint {
+            tree,
+            output,
+            leave_running: _,
+        } => {
+            let opts = CheckpointOptions { root: tree, output };
+            let s = kstate::kstate::checkpoint(&opts).map_err(|e| e.to_string())?;
+            log::info!(
+                "{} tasks, {} namespaces ({} external), {} nsproxies, {} bytes",
+                s.tasks,
+                s.namespaces,
+                s.external,
+                s.nsproxies,
+                s.bytes
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { file, json } => {
+            let src = ImageSource::open(&file).map_err(|e| e.to_string())?;
+            let img = Image::parse(src.bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = if json {
+                let v = show::to_json(&img).map_err(|e| e.to_string())?;
+                let mut s = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+                s.push('\n');
+                s
+            } else {
+                show::to_text(&img).map_err(|e| e.to_string())?
+            };
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { json } => {
+            let features = check::probe();
+            let text = if json {
+                let mut s = serde_json::to_string_pretty(&features).map_err(|e| e.to_string())?;
+                s.push('\n');
+                s
+            } else {
+                check::to_text(&features)
+            };
+            write_stdout(&text)?;
+            let ok = features.iter().all(|f| f.present || !f.required);
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`kstate show | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("standard output: {e}")),
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("kstate: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
