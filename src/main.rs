@@ -59,7 +59,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             leave_running: _,
         } => {
             let opts = CheckpointOptions { root: tree, output };
-            let s = kstate::kstate::checkpoint(&opts).map_err(|e| e.to_string())?;
+            let result = kstate::kstate::checkpoint(&opts);
+            kstate::kstate::freeze::test_pause("before-exit");
+            let s = result.map_err(|e| e.to_string())?;
             log::info!(
                 "{} tasks, {} namespaces ({} external), {} nsproxies, {} bytes",
                 s.tasks,

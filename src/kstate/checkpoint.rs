@@ -74,7 +74,7 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
 pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
     let mut output = Output::create(&opts.output)?;
     let mut frozen = FrozenTree::freeze(opts.root)?;
-    freeze::test_pause_after_freeze();
+    freeze::test_pause("after-freeze");
     let mut reg = match collect(&frozen) {
         Ok(reg) => reg,
         Err(e) => {
@@ -88,7 +88,13 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
     let path = output.path().to_path_buf();
     let bytes = {
         let mut w = BufWriter::with_capacity(1 << 20, output.writer());
-        let bytes = dump(&mut reg, &mut w)?;
+        let bytes = dump(&mut reg, &mut w).map_err(|e| match e {
+            Error::Object(crate::objects::ObjectError::Write(source)) => Error::Output {
+                path: path.clone(),
+                source,
+            },
+            other => other,
+        })?;
         w.flush().map_err(|source| Error::Output {
             path: path.clone(),
             source,

@@ -263,20 +263,30 @@ impl Drop for FrozenTree {
     }
 }
 
-/// Test hook: after freezing, announce it in `dir/frozen` and wait (at most
-/// ten seconds) for `dir/go`, so a test can act on a frozen tree. Only active
-/// when KSTATE_FAULT_PAUSE_AFTER_FREEZE names a directory.
-pub fn test_pause_after_freeze() {
-    let Some(dir) = std::env::var_os("KSTATE_FAULT_PAUSE_AFTER_FREEZE") else {
+/// Test hook: a pause at a named point, so a test can act at a moment it
+/// could not otherwise catch (kill a task of a frozen tree, look at a tree
+/// after a failed checkpoint while kstate still runs). Active only when
+/// KSTATE_TEST_PAUSE_AT lists `point` (comma-separated) and
+/// KSTATE_TEST_PAUSE_DIR names a directory: kstate creates `DIR/POINT` and
+/// waits, ten seconds at most, for `DIR/POINT.go`.
+pub fn test_pause(point: &str) {
+    let (Some(at), Some(dir)) = (
+        std::env::var_os("KSTATE_TEST_PAUSE_AT"),
+        std::env::var_os("KSTATE_TEST_PAUSE_DIR"),
+    ) else {
         return;
     };
+    if !at.to_string_lossy().split(',').any(|p| p == point) {
+        return;
+    }
     let dir = Path::new(&dir);
-    if let Err(e) = std::fs::write(dir.join("frozen"), b"") {
+    if let Err(e) = std::fs::write(dir.join(point), b"") {
         log::warn!("test hook: {}: {e}", dir.display());
         return;
     }
+    let go = dir.join(format!("{point}.go"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("go").exists() && Instant::now() < deadline {
+    while !go.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
