@@ -73,26 +73,24 @@ pub enum FormatError {
     },
     #[error("{at}: unknown record kind {raw}")]
     UnknownKind { at: At, raw: u16 },
-    #[error("{at}: record version {version} is newer than this kstate reads ({supported})")]
-    UnsupportedVersion {
-        at: At,
-        version: u16,
-        supported: u16,
-    },
     #[error("{at}: field `{field}` must be zero, found {value:#x}")]
     NonZero {
         at: At,
         field: &'static str,
         value: u64,
     },
-    #[error("{at}: field `payload_len`: {len} bytes run past the end of the records at {limit:#x}")]
+    #[error(
+        "{at}: field `payload_len`: {len} bytes run past the end of the records at {limit:#x}"
+    )]
     PayloadOutOfBounds { at: At, len: u64, limit: u64 },
     #[error("{at}: record ends at {end:#x} but the next one starts at {next:#x}")]
     Gap { at: At, end: u64, next: u64 },
     #[error("{at}: non-zero padding byte at offset {offset:#x}")]
     NonZeroPadding { at: At, offset: u64 },
-    #[error("{at}: field `payload_crc`: the payload's CRC is {actual:#010x}, the header says {expected:#010x}")]
-    PayloadCrc { at: At, expected: u32, actual: u32 },
+    #[error(
+        "{at}: field `crc`: the record's CRC is {actual:#010x}, its header says {expected:#010x}"
+    )]
+    RecordCrc { at: At, expected: u32, actual: u32 },
     #[error("{at}: fixed part is {len} bytes, at least {min} needed (field `fixed_len`)")]
     FixedTooShort { at: At, len: u64, min: u64 },
     #[error(

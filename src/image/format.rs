@@ -71,9 +71,30 @@ pub struct RecordHeader {
     /// Record flags: none are defined in v1, so it must be zero.
     pub flags: U32,
     pub payload_len: U64,
-    /// CRC32 (IEEE) of the payload bytes.
-    pub payload_crc: U32,
+    /// CRC32 (IEEE) of this header, with this field taken as zero, followed
+    /// by the payload: every byte of a record is covered.
+    pub crc: U32,
     pub reserved: U32,
+}
+
+impl RecordHeader {
+    /// The CRC of a record with this header and a payload whose CRC state
+    /// is `payload` (a hasher fed the payload bytes only).
+    pub fn crc_with(&self, payload: &crc32fast::Hasher) -> u32 {
+        let mut h = *self;
+        h.crc = U32::ZERO;
+        let mut c = crc32fast::Hasher::new();
+        c.update(h.as_bytes());
+        c.combine(payload);
+        c.finalize()
+    }
+
+    /// The CRC of a record with this header and `payload`.
+    pub fn crc_of(&self, payload: &[u8]) -> u32 {
+        let mut p = crc32fast::Hasher::new();
+        p.update(payload);
+        self.crc_with(&p)
+    }
 }
 
 /// One entry of the record index, which follows the last record.
@@ -183,7 +204,20 @@ impl Kind {
     ];
 
     pub fn from_raw(raw: u16) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| *k as u16 == raw)
+        Some(match raw {
+            1 => Kind::UserNs,
+            2 => Kind::PidNs,
+            3 => Kind::UtsNs,
+            4 => Kind::IpcNs,
+            5 => Kind::MntNs,
+            6 => Kind::NetNs,
+            7 => Kind::CgroupNs,
+            8 => Kind::TimeNs,
+            9 => Kind::Nsproxy,
+            10 => Kind::Task,
+            11 => Kind::Extent,
+            _ => return None,
+        })
     }
 
     /// The name used by `kstate show` and in errors.

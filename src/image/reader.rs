@@ -7,7 +7,7 @@
 //! allocation. No input makes it panic, and it allocates nothing in
 //! proportion to counts read from the file.
 
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
@@ -142,9 +142,21 @@ impl<'a> Object<'a> {
     }
 }
 
+/// Whether the top user namespace, top pid namespace and root task were seen.
+#[derive(Default)]
+struct Roots {
+    user: bool,
+    pid: bool,
+    task: bool,
+}
+
 /// Copies a fixed part into a zeroed `T`: fields an older writer did not have
 /// read as zero, fields a newer writer appended are ignored.
 fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
+    if let Ok((t, _)) = T::read_from_prefix(bytes) {
+        // The usual case: a copy of a size known at compile time.
+        return t;
+    }
     let mut t = T::new_zeroed();
     let dst = t.as_mut_bytes();
     let n = dst.len().min(bytes.len());
@@ -164,24 +176,25 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn take<T: FromBytes + Immutable + KnownLayout + zerocopy::Unaligned>(
         &mut self,
         count: u64,
         field: &'static str,
     ) -> Result<&'a [T]> {
-        let too_large = FormatError::CountTooLarge {
+        let too_large = |rest: &[u8]| FormatError::CountTooLarge {
             at: self.at,
             field,
             count,
-            available: self.rest.len() as u64,
+            available: rest.len() as u64,
         };
         let bytes = count
             .checked_mul(size_of::<T>() as u64)
             .filter(|b| *b <= self.rest.len() as u64)
-            .ok_or(too_large.clone())?;
+            .ok_or_else(|| too_large(self.rest))?;
         let (head, tail) = self.rest.split_at(bytes as usize);
         self.rest = tail;
-        <[T]>::ref_from_bytes(head).map_err(|_| too_large)
+        <[T]>::ref_from_bytes(head).map_err(|_| too_large(head))
     }
 
     fn finish(self, field: &'static str) -> Result<()> {
@@ -205,12 +218,11 @@ impl<'a> Image<'a> {
         let min = (size_of::<FileHeader>() + size_of::<Trailer>()) as u64;
         if len < min {
             // Tell a foreign file from a truncated one where we can.
-            if let Some(m) = bytes.get(..8) {
-                if m != MAGIC {
-                    let mut found = [0u8; 8];
-                    found.copy_from_slice(m);
-                    return Err(FormatError::BadMagic { found });
-                }
+            let n = bytes.len().min(MAGIC.len());
+            if bytes[..n] != MAGIC[..n] {
+                let mut found = [0u8; 8];
+                found[..n].copy_from_slice(&bytes[..n]);
+                return Err(FormatError::BadMagic { found });
             }
             return Err(FormatError::TooShort { len, min });
         }
@@ -309,14 +321,15 @@ impl<'a> Image<'a> {
             header,
             index,
         };
-        image.check_framing(header_len, index_offset)?;
-        image.check_semantics()?;
+        image.check_records(header_len, index_offset)?;
         Ok(image)
     }
 
-    /// Walks the records in file order: headers against the index, bounds,
-    /// padding, payload CRCs.
-    fn check_framing(&self, header_len: u64, index_offset: u64) -> Result<()> {
+    /// Walks the records in file order, once: headers against the index,
+    /// bounds, padding, CRCs, then each record's own rules. References point
+    /// only backwards, so whatever a record refers to is checked already.
+    fn check_records(&self, header_len: u64, index_offset: u64) -> Result<()> {
+        let mut roots = Roots::default();
         let mut pos = header_len;
         for (i, entry) in self.index.iter().enumerate() {
             let id = i as u32 + 1;
@@ -421,12 +434,22 @@ impl<'a> Image<'a> {
                     min: kind.min_fixed_len() as u64,
                 });
             }
-            let payload = &self.bytes[hdr_end as usize..end as usize];
-            let crc = crc32fast::hash(payload);
-            if crc != h.payload_crc.get() {
-                return Err(FormatError::PayloadCrc {
+            // A record of a version this reader knows has exactly that
+            // version's fixed part; only a newer version may be longer.
+            if h.version.get() <= kind.current_version() && fixed_len != kind.min_fixed_len() as u64
+            {
+                return Err(FormatError::Invalid {
                     at,
-                    expected: h.payload_crc.get(),
+                    field: "fixed_len",
+                    what: "longer than the fixed part of this record version",
+                });
+            }
+            let payload = &self.bytes[hdr_end as usize..end as usize];
+            let crc = h.crc_of(payload);
+            if crc != h.crc.get() {
+                return Err(FormatError::RecordCrc {
+                    at,
+                    expected: h.crc.get(),
                     actual: crc,
                 });
             }
@@ -447,6 +470,20 @@ impl<'a> Image<'a> {
                     offset: end + p as u64,
                 });
             }
+            let (fixed, var) = payload.split_at(fixed_len as usize);
+            let raw = RawRecord {
+                at: At {
+                    id,
+                    kind: Some(kind),
+                    offset: pos,
+                },
+                kind,
+                version: h.version.get(),
+                payload_offset: hdr_end,
+                fixed,
+                var,
+            };
+            self.check_semantics(raw, &mut roots)?;
             pos = next;
         }
         if pos != index_offset {
@@ -464,13 +501,14 @@ impl<'a> Image<'a> {
     }
 
     /// References, ordering and per-kind rules, record by record.
-    fn check_semantics(&self) -> Result<()> {
-        let mut root_user = false;
-        let mut root_pid = false;
-        let mut root_task = false;
-        for id in 1..=self.index.len() as u32 {
-            let obj = self.object(id)?;
-            let raw = self.raw(id)?;
+    fn check_semantics(&self, raw: RawRecord<'a>, roots: &mut Roots) -> Result<()> {
+        let Roots {
+            user: root_user,
+            pid: root_pid,
+            task: root_task,
+        } = roots;
+        {
+            let obj = self.object_from_raw(raw)?;
             let at = raw.at;
             if let Some(common) = obj.ns_common() {
                 if common.flags.get() & !ns_flags::KNOWN != 0 {
@@ -489,7 +527,7 @@ impl<'a> Image<'a> {
                     let level = v.rec.level.get();
                     let parent = v.rec.common.owner;
                     self.check_ref(at, "owner", parent, Kind::UserNs, true)?;
-                    self.check_level(at, "owner", level, parent, &mut root_user)?;
+                    self.check_level(at, "owner", level, parent, root_user)?;
                     if Setgroups::from_raw(v.rec.setgroups.get()).is_none() {
                         return Err(FormatError::Invalid {
                             at,
@@ -500,7 +538,7 @@ impl<'a> Image<'a> {
                 }
                 Object::PidNs(r) => {
                     self.check_ref(at, "parent", r.parent, Kind::PidNs, true)?;
-                    self.check_level(at, "parent", r.level.get(), r.parent, &mut root_pid)?;
+                    self.check_level(at, "parent", r.level.get(), r.parent, root_pid)?;
                 }
                 Object::TimeNs(r) => {
                     for (field, ns) in [
@@ -532,15 +570,15 @@ impl<'a> Image<'a> {
                 Object::Task(t) => {
                     self.check_ref(at, "parent", t.rec.parent, Kind::Task, true)?;
                     if t.rec.parent.is_undef() {
-                        if root_task {
+                        if *root_task {
                             return Err(FormatError::Invalid {
                                 at,
                                 field: "parent",
                                 what: "a second task without a parent (the tree has one root)",
                             });
                         }
-                        root_task = true;
-                    } else if !root_task {
+                        *root_task = true;
+                    } else if !*root_task {
                         return Err(FormatError::Invalid {
                             at,
                             field: "parent",
@@ -548,13 +586,13 @@ impl<'a> Image<'a> {
                         });
                     }
                     self.check_ref(at, "nsproxy", t.rec.nsproxy, Kind::Nsproxy, false)?;
-                    let pidns_level = match self.resolve(t.rec.nsproxy)? {
-                        Object::Nsproxy(np) => match self.resolve(np.pid)? {
-                            Object::PidNs(p) => p.level.get(),
-                            _ => u32::MAX,
-                        },
-                        _ => u32::MAX,
-                    };
+                    // Both records were checked already (earlier, right kind).
+                    let pidns_level = self
+                        .fixed_field::<Ref>(t.rec.nsproxy.id.get(), offset_of!(NsproxyRecord, pid))
+                        .and_then(|pid| {
+                            self.fixed_field::<U32>(pid.id.get(), offset_of!(PidNsRecord, level))
+                        })
+                        .map_or(u32::MAX, |l| l.get());
                     if t.rec.levels.get() != pidns_level.wrapping_add(1) {
                         return Err(FormatError::Invalid {
                             at,
@@ -585,15 +623,10 @@ impl<'a> Image<'a> {
                     }
                 }
                 Object::Extent(e) => {
-                    // An extent may belong to an earlier record of any kind.
-                    if let Some(target) = e.rec.owner.id() {
-                        let expected = self.kind_of(target).ok_or(FormatError::RefMissing {
-                            at,
-                            field: "owner",
-                            target,
-                        })?;
-                        self.check_ref(at, "owner", e.rec.owner, expected, true)?;
-                    }
+                    // An extent may belong to an earlier record of any kind:
+                    // the kind it must be is the one the reference names.
+                    let named = Kind::from_raw(e.rec.owner.kind.get()).unwrap_or(Kind::Extent);
+                    self.check_ref(at, "owner", e.rec.owner, named, true)?;
                 }
             }
         }
@@ -674,11 +707,14 @@ impl<'a> Image<'a> {
                 *root_seen = true;
                 return Ok(());
             }
-            Some(_) => match self.resolve(parent)? {
-                Object::UserNs(v) => v.rec.level.get(),
-                Object::PidNs(r) => r.level.get(),
-                _ => u32::MAX,
-            },
+            Some(id) => {
+                let at = match self.kind_of(id) {
+                    Some(Kind::UserNs) => offset_of!(UserNsRecord, level),
+                    _ => offset_of!(PidNsRecord, level),
+                };
+                self.fixed_field::<U32>(id, at)
+                    .map_or(u32::MAX, |l| l.get())
+            }
         };
         if parent_level.checked_add(1) != Some(level) {
             return Err(FormatError::BadLevel {
@@ -732,7 +768,7 @@ impl<'a> Image<'a> {
         let entry = id
             .checked_sub(1)
             .and_then(|i| self.index.get(i as usize))
-            .ok_or(missing.clone())?;
+            .ok_or_else(|| missing.clone())?;
         let offset = entry.offset.get();
         let kind = Kind::from_raw(entry.kind.get());
         let at = At { id, kind, offset };
@@ -741,8 +777,11 @@ impl<'a> Image<'a> {
             len: 0,
             limit: self.bytes.len() as u64,
         };
-        let hbytes = self.bytes.get(offset as usize..).ok_or(bad.clone())?;
-        let (h, _) = RecordHeader::read_from_prefix(hbytes).map_err(|_| bad.clone())?;
+        let hbytes = self
+            .bytes
+            .get(offset as usize..)
+            .ok_or_else(|| bad.clone())?;
+        let (h, _) = RecordHeader::ref_from_prefix(hbytes).map_err(|_| bad.clone())?;
         let Some(kind) = kind else {
             return Err(FormatError::UnknownKind {
                 at,
@@ -768,7 +807,27 @@ impl<'a> Image<'a> {
 
     /// The typed view of record `id`.
     pub fn object(&self, id: u32) -> Result<Object<'a>> {
-        let raw = self.raw(id)?;
+        self.object_from_raw(self.raw(id)?)
+    }
+
+    /// A `T` at byte `at` of record `id`'s fixed part. Only for records
+    /// already framed (whose fixed part is at least its kind's version-1
+    /// size) and fields inside that size: it reads straight from the file.
+    #[inline]
+    fn fixed_field<T: FromBytes + KnownLayout + Immutable + zerocopy::Unaligned + Copy>(
+        &self,
+        id: u32,
+        at: usize,
+    ) -> Option<T> {
+        let e = self.index.get((id as usize).checked_sub(1)?)?;
+        let start = (e.offset.get() as usize).checked_add(size_of::<RecordHeader>() + at)?;
+        T::ref_from_prefix(self.bytes.get(start..)?)
+            .ok()
+            .map(|(t, _)| *t)
+    }
+
+    #[inline]
+    fn object_from_raw(&self, raw: RawRecord<'a>) -> Result<Object<'a>> {
         let at = raw.at;
         if raw.fixed.len() < raw.kind.min_fixed_len() {
             return Err(FormatError::FixedTooShort {

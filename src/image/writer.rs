@@ -102,7 +102,7 @@ impl<W: Write> ImageWriter<W> {
             crc.update(v);
             len += v.len() as u64;
         }
-        let r = self.begin(kind, fixed.len(), len, crc.finalize())?;
+        let r = self.begin(kind, fixed.len(), len, &crc)?;
         self.put(fixed)?;
         for v in vars {
             self.put(v)?;
@@ -126,7 +126,7 @@ impl<W: Write> ImageWriter<W> {
         crc.update(&ZEROS[..pad as usize]);
         crc.update(data);
         let len = fixed.len() as u64 + pad + data.len() as u64;
-        let r = self.begin(Kind::Extent, fixed.len(), len, crc.finalize())?;
+        let r = self.begin(Kind::Extent, fixed.len(), len, &crc)?;
         self.put(fixed)?;
         self.put(&ZEROS[..pad as usize])?;
         self.put(data)?;
@@ -134,7 +134,13 @@ impl<W: Write> ImageWriter<W> {
         Ok(r)
     }
 
-    fn begin(&mut self, kind: Kind, fixed_len: usize, len: u64, crc: u32) -> io::Result<Ref> {
+    fn begin(
+        &mut self,
+        kind: Kind,
+        fixed_len: usize,
+        len: u64,
+        payload: &crc32fast::Hasher,
+    ) -> io::Result<Ref> {
         let id = self.index.len() as u32 + 1;
         let mut h = RecordHeader::new_zeroed();
         h.kind = U16::new(kind as u16);
@@ -143,7 +149,7 @@ impl<W: Write> ImageWriter<W> {
         h.fixed_len = U16::new(fixed_len as u16);
         h.id = U32::new(id);
         h.payload_len = U64::new(len);
-        h.payload_crc = U32::new(crc);
+        h.crc = U32::new(h.crc_with(payload));
         let mut e = IndexEntry::new_zeroed();
         e.offset = U64::new(self.pos);
         e.kind = h.kind;

@@ -1,0 +1,402 @@
+//! Image format tests (no privileges needed): the engine's own dump read back
+//! field by field, truncation at every byte and a flipped bit anywhere
+//! refused without a panic, and `kstate show` of a corrupt image.
+
+mod support;
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+
+use kstate::image::format::{Kind, Setgroups};
+use kstate::image::reader::Object;
+use kstate::image::{FormatError, Image};
+use kstate::kstate::checkpoint::dump;
+use kstate::kstate::registry::{NsContents, NsKey, NsKind, NsproxyKey, Registry, TaskInfo};
+
+fn pin() -> OwnedFd {
+    // Any descriptor will do: the registry only holds it.
+    File::open("/dev/null").expect("/dev/null").into()
+}
+
+fn ns(
+    reg: &mut Registry,
+    kind: NsKind,
+    ino: u64,
+    level: u32,
+    owner: Option<usize>,
+    parent: Option<usize>,
+) -> usize {
+    let i = reg.insert_ns(NsKey { kind, dev: 4, ino }, pin());
+    let n = &mut reg.namespaces[i];
+    n.level = level;
+    n.owner = owner;
+    n.parent = parent;
+    i
+}
+
+/// A registry shaped like a real checkpoint: host namespaces external, a
+/// user namespace, two nested pid namespaces, uts, time, and three tasks.
+fn sample_registry() -> Registry {
+    let mut reg = Registry::default();
+    let host_user = ns(&mut reg, NsKind::User, 100, 0, None, None);
+    reg.namespaces[host_user].external = true;
+    let user = ns(
+        &mut reg,
+        NsKind::User,
+        101,
+        1,
+        Some(host_user),
+        Some(host_user),
+    );
+    reg.namespaces[user].contents = NsContents::User {
+        uid_map: vec![[0, 100000, 65536]],
+        gid_map: vec![[0, 100000, 65536], [70000, 5, 1]],
+        setgroups: Setgroups::Deny,
+    };
+    let host_pid = ns(&mut reg, NsKind::Pid, 200, 0, Some(host_user), None);
+    reg.namespaces[host_pid].external = true;
+    let pid1 = ns(&mut reg, NsKind::Pid, 201, 1, Some(user), Some(host_pid));
+    reg.namespaces[pid1].contents = NsContents::Pid { last_pid: 42 };
+    let pid2 = ns(&mut reg, NsKind::Pid, 202, 2, Some(user), Some(pid1));
+    reg.namespaces[pid2].contents = NsContents::Pid { last_pid: 3 };
+    let uts = ns(&mut reg, NsKind::Uts, 300, 0, Some(user), None);
+    reg.namespaces[uts].contents = NsContents::Uts {
+        hostname: b"h\xffst".to_vec(),
+        domainname: b"example".to_vec(),
+    };
+    let time = ns(&mut reg, NsKind::Time, 400, 0, Some(user), None);
+    reg.namespaces[time].contents = NsContents::Time {
+        monotonic: (-86400, 5),
+        boottime: (3600, 999_999_999),
+    };
+    let host_time = ns(&mut reg, NsKind::Time, 401, 0, Some(host_user), None);
+    reg.namespaces[host_time].external = true;
+    let ipc = ns(&mut reg, NsKind::Ipc, 500, 0, Some(user), None);
+    let mnt = ns(&mut reg, NsKind::Mnt, 501, 0, Some(user), None);
+    let net = ns(&mut reg, NsKind::Net, 502, 0, Some(user), None);
+    let cgroup = ns(&mut reg, NsKind::Cgroup, 503, 0, Some(user), None);
+    let base = NsproxyKey {
+        user,
+        uts,
+        ipc,
+        mnt,
+        pid: pid1,
+        pid_for_children: pid1,
+        net,
+        cgroup,
+        time: host_time,
+        time_for_children: time,
+    };
+    let np_root = reg.use_nsproxy(base);
+    let inner = NsproxyKey {
+        pid: pid2,
+        pid_for_children: pid2,
+        time,
+        ..base
+    };
+    let task = |pid: i32, nspid: Vec<u32>, ppid: u32| TaskInfo {
+        pid,
+        ppid,
+        nstgid: nspid.clone(),
+        nspgid: nspid.iter().map(|_| 0).collect(),
+        nssid: nspid.clone(),
+        threads: vec![nspid.clone()],
+        nspid,
+        comm: b"worker".to_vec(),
+        exe: b"/usr/bin/w\xc3\xb6rker".to_vec(),
+    };
+    let root = reg.add_task(task(1000, vec![1000, 1], 999), None, np_root);
+    let np_inner = reg.use_nsproxy(inner);
+    let mid = reg.add_task(task(1001, vec![1001, 2, 1], 1000), Some(root), np_inner);
+    let np_inner2 = reg.use_nsproxy(inner);
+    assert_eq!(np_inner, np_inner2, "one nsproxy for both inner tasks");
+    let mut leaf = task(1002, vec![1002, 3, 2], 1001);
+    leaf.threads.push(vec![1003, 4, 3]);
+    reg.add_task(leaf, Some(mid), np_inner2);
+    reg
+}
+
+fn sample_image() -> (Registry, Vec<u8>) {
+    let mut reg = sample_registry();
+    let mut bytes = Vec::new();
+    dump(&mut reg, &mut bytes).expect("dump into memory");
+    (reg, bytes)
+}
+
+#[test]
+fn dump_then_parse_gives_back_the_graph() {
+    let (reg, bytes) = sample_image();
+    let img = Image::parse(&bytes).expect("the engine's own image parses");
+    assert_eq!(
+        img.record_count() as usize,
+        reg.namespaces.len() + reg.nsproxies.len() + reg.tasks.len()
+    );
+    // Namespaces: each once, with its contents, owner and parent.
+    for n in &reg.namespaces {
+        let id = n.image_ref.id().expect("dumped");
+        let obj = img.object(id).unwrap();
+        let common = obj.ns_common().expect("a namespace record");
+        assert_eq!(img.kind_of(id), Some(n.key.kind.image_kind()));
+        assert_eq!(common.ino.get(), n.key.ino);
+        assert_eq!(common.is_external(), n.external);
+        assert_eq!(common.users.get(), n.users);
+        assert_eq!(
+            common.owner,
+            n.owner
+                .map_or(kstate::image::Ref::UNDEF, |o| reg.namespaces[o].image_ref)
+        );
+        match (&n.contents, obj) {
+            (
+                NsContents::User {
+                    uid_map,
+                    gid_map,
+                    setgroups,
+                },
+                Object::UserNs(v),
+            ) => {
+                let m = |e: &[kstate::image::format::IdExtent]| -> Vec<[u32; 3]> {
+                    e.iter()
+                        .map(|x| [x.first.get(), x.lower_first.get(), x.count.get()])
+                        .collect()
+                };
+                assert_eq!(&m(v.uid_map), uid_map);
+                assert_eq!(&m(v.gid_map), gid_map);
+                assert_eq!(v.rec.setgroups.get(), *setgroups as u32);
+                assert_eq!(v.rec.level.get(), n.level);
+            }
+            (NsContents::Pid { last_pid }, Object::PidNs(r)) => {
+                assert_eq!(r.last_pid.get(), *last_pid);
+                assert_eq!(r.level.get(), n.level);
+                assert_eq!(
+                    r.parent,
+                    n.parent
+                        .map_or(kstate::image::Ref::UNDEF, |p| reg.namespaces[p].image_ref)
+                );
+            }
+            (
+                NsContents::Uts {
+                    hostname,
+                    domainname,
+                },
+                Object::UtsNs(v),
+            ) => {
+                assert_eq!(v.hostname, &hostname[..]);
+                assert_eq!(v.domainname, &domainname[..]);
+            }
+            (
+                NsContents::Time {
+                    monotonic,
+                    boottime,
+                },
+                Object::TimeNs(r),
+            ) => {
+                assert_eq!((r.monotonic_sec.get(), r.monotonic_nsec.get()), *monotonic);
+                assert_eq!((r.boottime_sec.get(), r.boottime_nsec.get()), *boottime);
+            }
+            (NsContents::None, _) => {}
+            (c, o) => panic!("{} came back as {o:?}, was {c:?}", n.key),
+        }
+    }
+    // Nsproxies: each set once, with its users and the right namespaces.
+    for np in &reg.nsproxies {
+        let Object::Nsproxy(r) = img.resolve(np.image_ref).unwrap() else {
+            panic!("nsproxy record expected")
+        };
+        assert_eq!(r.users.get(), np.users);
+        let refs: Vec<_> = r.refs().iter().map(|(_, rf, _)| *rf).collect();
+        let want: Vec<_> = np
+            .key
+            .slots()
+            .iter()
+            .map(|&s| reg.namespaces[s].image_ref)
+            .collect();
+        assert_eq!(refs, want);
+    }
+    // Tasks: every field back, parents first.
+    for t in &reg.tasks {
+        let Object::Task(v) = img.resolve(t.image_ref).unwrap() else {
+            panic!("task record expected")
+        };
+        let u = |s: &[zerocopy::little_endian::U32]| s.iter().map(|x| x.get()).collect::<Vec<_>>();
+        assert_eq!(u(v.nspid), t.info.nspid);
+        assert_eq!(u(v.nstgid), t.info.nstgid);
+        assert_eq!(u(v.nspgid), t.info.nspgid);
+        assert_eq!(u(v.nssid), t.info.nssid);
+        assert_eq!(v.thread_pids().map(u).collect::<Vec<_>>(), t.info.threads);
+        assert_eq!(v.comm(), &t.info.comm[..]);
+        assert_eq!(v.exe, &t.info.exe[..]);
+        assert_eq!(v.rec.ppid.get(), t.info.ppid);
+        assert_eq!(
+            v.rec.parent,
+            t.parent
+                .map_or(kstate::image::Ref::UNDEF, |p| reg.tasks[p].image_ref)
+        );
+        assert_eq!(v.rec.nsproxy, reg.nsproxies[t.nsproxy].image_ref);
+        if let Some(p) = v.rec.parent.id() {
+            assert!(p < t.image_ref.id.get(), "parent first");
+        }
+    }
+    // The order rules: user before pid before the rest, nsproxies, tasks.
+    let kinds: Vec<Kind> = (1..=img.record_count())
+        .map(|id| img.kind_of(id).unwrap())
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_by_key(|k| match k {
+        Kind::UserNs => 0,
+        Kind::PidNs => 1,
+        Kind::Nsproxy => 3,
+        Kind::Task => 4,
+        _ => 2,
+    });
+    assert_eq!(kinds, sorted);
+}
+
+#[test]
+fn truncation_at_every_byte_is_refused() {
+    let (_, bytes) = sample_image();
+    for len in 0..bytes.len() {
+        let err = Image::parse(&bytes[..len])
+            .err()
+            .unwrap_or_else(|| panic!("truncated to {len} bytes: accepted"));
+        match err {
+            FormatError::TooShort { .. }
+            | FormatError::LengthMismatch { .. }
+            | FormatError::BadTrailerMagic { .. } => {}
+            other => panic!("truncated to {len}: unexpected {other:?}"),
+        }
+    }
+    // Extra bytes at the end (a spliced image) are refused too.
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&bytes[bytes.len() - 32..]);
+    assert!(matches!(
+        Image::parse(&longer),
+        Err(FormatError::LengthMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_flipped_bit_anywhere_is_refused() {
+    for bytes in [sample_image().1, support::image_with_extent()] {
+        let mut b = bytes.clone();
+        for bit in 0..bytes.len() * 8 {
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Image::parse(&b).is_err(),
+                "bit {bit} (byte {:#x}) flipped: accepted",
+                bit / 8
+            );
+            b[bit / 8] ^= 1 << (bit % 8);
+        }
+        assert!(Image::parse(&b).is_ok());
+    }
+}
+
+#[test]
+fn header_errors_have_their_own_variants() {
+    let (_, bytes) = sample_image();
+    let mut b = bytes.clone();
+    b[0] = b'X';
+    assert!(matches!(
+        Image::parse(&b),
+        Err(FormatError::BadMagic { .. })
+    ));
+    let mut b = bytes.clone();
+    b[8] = 2; // major
+    assert!(matches!(
+        Image::parse(&b),
+        Err(FormatError::UnsupportedMajor { major: 2, .. })
+    ));
+    let mut b = bytes.clone();
+    b[24] = 0x80; // required_features
+    assert!(matches!(
+        Image::parse(&b),
+        Err(FormatError::UnknownRequiredFeatures { bits: 0x80 })
+    ));
+    assert!(matches!(
+        Image::parse(b"XYZ"),
+        Err(FormatError::BadMagic { .. })
+    ));
+    assert!(matches!(
+        Image::parse(b"KST"),
+        Err(FormatError::TooShort { .. })
+    ));
+    assert!(matches!(
+        Image::parse(b""),
+        Err(FormatError::TooShort { .. })
+    ));
+}
+
+#[test]
+fn show_of_a_corrupt_image_names_record_and_field() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("show-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_kstate");
+    for (name, field) in [
+        ("bad-forward-ref.kst", "field `"),
+        ("bad-ref-kind.kst", "field `"),
+        ("bad-pidns-level.kst", "field `"),
+        ("bad-count.kst", "field `"),
+        ("bad-bitflip.kst", "field `crc`"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/images")
+            .join(name);
+        for args in [
+            vec!["show", path.to_str().unwrap()],
+            vec!["show", "--json", path.to_str().unwrap()],
+        ] {
+            let out = std::process::Command::new(bin)
+                .args(&args)
+                .output()
+                .expect("run kstate");
+            assert!(!out.status.success(), "{name}: show must fail");
+            assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+            assert!(
+                err.contains("record ") && err.contains(field),
+                "{name}: names record and field: {err}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn undef_refs_must_be_all_zero() {
+    use core::mem::offset_of;
+    use kstate::image::format::ExtentRecord;
+    let mut b = support::image_with_extent();
+    let e = support::nth_of_kind(&b, Kind::Extent, 1);
+    support::patch_payload(&mut b, e, offset_of!(ExtentRecord, owner) + 4, &[5, 0, 7, 0]);
+    assert!(
+        matches!(Image::parse(&b), Err(FormatError::NonZero { field: "owner", .. })),
+        "{:?}",
+        Image::parse(&b).err()
+    );
+}
+
+#[test]
+fn a_known_version_has_exactly_its_fixed_part() {
+    use core::mem::offset_of;
+    use kstate::image::format::RecordHeader;
+    use zerocopy::FromBytes;
+    let (_, mut b) = sample_image();
+    // Make a task's fixed part claim 4 more bytes (taken from its variable
+    // part), with a correct CRC: only the fixed_len rule can catch it.
+    let id = support::nth_of_kind(&b, Kind::Task, 0);
+    let off = support::record_offset(&b, id);
+    let fl = off + offset_of!(RecordHeader, fixed_len);
+    let v = u16::from_le_bytes([b[fl], b[fl + 1]]) + 4;
+    b[fl..fl + 2].copy_from_slice(&v.to_le_bytes());
+    let (h, _) = RecordHeader::read_from_prefix(&b[off..]).unwrap();
+    let crc = h.crc_of(&b[support::payload_range(&b, id)]);
+    let c = off + offset_of!(RecordHeader, crc);
+    b[c..c + 4].copy_from_slice(&crc.to_le_bytes());
+    assert!(
+        matches!(Image::parse(&b), Err(FormatError::Invalid { field: "fixed_len", .. })),
+        "{:?}",
+        Image::parse(&b).err()
+    );
+}
