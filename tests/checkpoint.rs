@@ -331,6 +331,23 @@ fn checkpoint_of_missing_task_fails_cleanly() {
     );
 }
 
+/// Starts kstate with `args`, pausing at `points` (see the test hooks in
+/// ARCHITECTURE.md), its stderr going to `errfile`.
+fn spawn_paused(args: &[&str], points: &str, hook: &Path, errfile: &Path) -> ChildGuard {
+    ChildGuard(
+        Command::new(kstate_bin())
+            .args(args)
+            .env("KSTATE_TEST_PAUSE_AT", points)
+            .env("KSTATE_TEST_PAUSE_DIR", hook)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(errfile).unwrap())
+            .spawn()
+            .expect("start kstate"),
+    )
+}
+
 /// Runs a checkpoint that is expected to fail, pausing kstate just before it
 /// exits (exiting would detach the tree by itself) to check that the tree is
 /// already released and running. Returns kstate's stderr.
@@ -339,17 +356,11 @@ fn failing_checkpoint_releases(root: i32, output: &str, pids: &[i32], dir: &Scra
     let _ = std::fs::remove_dir_all(&hook);
     std::fs::create_dir(&hook).unwrap();
     let errfile = dir.path("stderr-exit");
-    let mut kstate = ChildGuard(
-        Command::new(kstate_bin())
-            .args(["checkpoint", "-t", &root.to_string(), "-o", output])
-            .env("KSTATE_TEST_PAUSE_AT", "before-exit")
-            .env("KSTATE_TEST_PAUSE_DIR", &hook)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&errfile).unwrap())
-            .spawn()
-            .expect("start kstate"),
+    let mut kstate = spawn_paused(
+        &["checkpoint", "-t", &root.to_string(), "-o", output],
+        "before-exit",
+        &hook,
+        &errfile,
     );
     wait_for(KSTATE_TIMEOUT, "kstate to fail", || {
         hook.join("before-exit").exists()
@@ -400,23 +411,17 @@ fn task_exiting_during_checkpoint_fails_cleanly() {
     std::fs::create_dir(&hook).unwrap();
     let image = dir.path("x.kst");
     let errfile = dir.path("stderr");
-    let mut kstate = ChildGuard(
-        Command::new(kstate_bin())
-            .args([
-                "checkpoint",
-                "-t",
-                &w.root.to_string(),
-                "-o",
-                image.to_str().unwrap(),
-            ])
-            .env("KSTATE_TEST_PAUSE_AT", "after-freeze,before-exit")
-            .env("KSTATE_TEST_PAUSE_DIR", &hook)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&errfile).unwrap())
-            .spawn()
-            .expect("start kstate"),
+    let mut kstate = spawn_paused(
+        &[
+            "checkpoint",
+            "-t",
+            &w.root.to_string(),
+            "-o",
+            image.to_str().unwrap(),
+        ],
+        "after-freeze,before-exit",
+        &hook,
+        &errfile,
     );
     let kpid = kstate.0.id().to_string();
     wait_for(Duration::from_secs(20), "kstate to freeze the tree", || {

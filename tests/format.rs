@@ -369,9 +369,17 @@ fn undef_refs_must_be_all_zero() {
     use kstate::image::format::ExtentRecord;
     let mut b = support::image_with_extent();
     let e = support::nth_of_kind(&b, Kind::Extent, 1);
-    support::patch_payload(&mut b, e, offset_of!(ExtentRecord, owner) + 4, &[5, 0, 7, 0]);
+    support::patch_payload(
+        &mut b,
+        e,
+        offset_of!(ExtentRecord, owner) + 4,
+        &[5, 0, 7, 0],
+    );
     assert!(
-        matches!(Image::parse(&b), Err(FormatError::NonZero { field: "owner", .. })),
+        matches!(
+            Image::parse(&b),
+            Err(FormatError::NonZero { field: "owner", .. })
+        ),
         "{:?}",
         Image::parse(&b).err()
     );
@@ -395,7 +403,13 @@ fn a_known_version_has_exactly_its_fixed_part() {
     let c = off + offset_of!(RecordHeader, crc);
     b[c..c + 4].copy_from_slice(&crc.to_le_bytes());
     assert!(
-        matches!(Image::parse(&b), Err(FormatError::Invalid { field: "fixed_len", .. })),
+        matches!(
+            Image::parse(&b),
+            Err(FormatError::Invalid {
+                field: "fixed_len",
+                ..
+            })
+        ),
         "{:?}",
         Image::parse(&b).err()
     );

@@ -78,22 +78,21 @@ pub struct RecordHeader {
 }
 
 impl RecordHeader {
-    /// The CRC of a record with this header and a payload whose CRC state
-    /// is `payload` (a hasher fed the payload bytes only).
-    pub fn crc_with(&self, payload: &crc32fast::Hasher) -> u32 {
+    /// A CRC state fed this header with `crc` taken as zero: feed it the
+    /// payload and finalize to get the record's CRC.
+    pub fn crc_start(&self) -> crc32fast::Hasher {
         let mut h = *self;
         h.crc = U32::ZERO;
         let mut c = crc32fast::Hasher::new();
         c.update(h.as_bytes());
-        c.combine(payload);
-        c.finalize()
+        c
     }
 
     /// The CRC of a record with this header and `payload`.
     pub fn crc_of(&self, payload: &[u8]) -> u32 {
-        let mut p = crc32fast::Hasher::new();
-        p.update(payload);
-        self.crc_with(&p)
+        let mut c = self.crc_start();
+        c.update(payload);
+        c.finalize()
     }
 }
 

@@ -95,14 +95,11 @@ impl<W: Write> ImageWriter<W> {
         vars: &[&[u8]],
     ) -> io::Result<Ref> {
         let fixed = fixed.as_bytes();
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(fixed);
-        let mut len = fixed.len() as u64;
-        for v in vars {
-            crc.update(v);
-            len += v.len() as u64;
-        }
-        let r = self.begin(kind, fixed.len(), len, &crc)?;
+        let len = fixed.len() as u64 + vars.iter().map(|v| v.len() as u64).sum::<u64>();
+        let r = self.begin(kind, fixed.len(), len, |crc| {
+            crc.update(fixed);
+            vars.iter().for_each(|v| crc.update(v));
+        })?;
         self.put(fixed)?;
         for v in vars {
             self.put(v)?;
@@ -121,12 +118,12 @@ impl<W: Write> ImageWriter<W> {
         let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
         let fixed_end = hdr_end + fixed.len() as u64;
         let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(fixed);
-        crc.update(&ZEROS[..pad as usize]);
-        crc.update(data);
         let len = fixed.len() as u64 + pad + data.len() as u64;
-        let r = self.begin(Kind::Extent, fixed.len(), len, &crc)?;
+        let r = self.begin(Kind::Extent, fixed.len(), len, |crc| {
+            crc.update(fixed);
+            crc.update(&ZEROS[..pad as usize]);
+            crc.update(data);
+        })?;
         self.put(fixed)?;
         self.put(&ZEROS[..pad as usize])?;
         self.put(data)?;
@@ -139,7 +136,7 @@ impl<W: Write> ImageWriter<W> {
         kind: Kind,
         fixed_len: usize,
         len: u64,
-        payload: &crc32fast::Hasher,
+        payload: impl FnOnce(&mut crc32fast::Hasher),
     ) -> io::Result<Ref> {
         let id = self.index.len() as u32 + 1;
         let mut h = RecordHeader::new_zeroed();
@@ -149,7 +146,9 @@ impl<W: Write> ImageWriter<W> {
         h.fixed_len = U16::new(fixed_len as u16);
         h.id = U32::new(id);
         h.payload_len = U64::new(len);
-        h.crc = U32::new(h.crc_with(payload));
+        let mut crc = h.crc_start();
+        payload(&mut crc);
+        h.crc = U32::new(crc.finalize());
         let mut e = IndexEntry::new_zeroed();
         e.offset = U64::new(self.pos);
         e.kind = h.kind;

@@ -18,6 +18,7 @@ use crate::image::reader::Object;
 use crate::image::{ImageWriter, Ref};
 use crate::kstate::registry::{NsContents, NsKey, NsKind, NsObject, Registry};
 use crate::procfs;
+use crate::sys::nsquery::{query, Query};
 
 /// The namespace links of /proc/PID/ns, in nsproxy order.
 pub const LINKS: [(&str, NsKind); 10] = [
@@ -177,6 +178,22 @@ pub fn collect_contents(reg: &mut Registry) -> Result<(), ObjectError> {
         reg.namespaces[i].contents = contents;
     }
     Ok(())
+}
+
+/// Runs a query inside namespace `ns` (see [`crate::sys::nsquery`]); `what`
+/// names what is read, for the error.
+pub fn ask(ns: &NsObject, q: &Query<'_>, what: &'static str) -> Result<Vec<Vec<u8>>, ObjectError> {
+    query(
+        ns.fd.as_fd(),
+        ns.key.kind.clone_flag(),
+        q,
+        crate::kstate::HELPER_TIMEOUT,
+    )
+    .map_err(|source| ObjectError::Query {
+        ns: ns.key,
+        what,
+        source,
+    })
 }
 
 /// The record prefix of namespace `ns`; its owner must be dumped already.

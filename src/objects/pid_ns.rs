@@ -7,17 +7,17 @@
 //! does not change it.
 
 use std::io::Write;
-use std::os::fd::AsFd;
 
 use serde_json::{json, Map, Value};
 use zerocopy::little_endian::U32;
 
+use super::namespace::ask;
 use super::ObjectError;
 use crate::image::format::{NsCommon, PidNsRecord};
 use crate::image::{ImageWriter, Kind, Ref};
 use crate::kstate::registry::{NsContents, NsObject};
 use crate::procfs;
-use crate::sys::nsquery::{query, Query};
+use crate::sys::nsquery::Query;
 
 /// How many candidate pids the helper tries before giving up.
 const PID_TRIES: i32 = 64;
@@ -36,17 +36,7 @@ pub fn collect(ns: &NsObject) -> Result<NsContents, ObjectError> {
         first: pid_max - 1,
         tries: PID_TRIES,
     };
-    let answers = query(
-        ns.fd.as_fd(),
-        ns.key.kind.clone_flag(),
-        &q,
-        crate::kstate::HELPER_TIMEOUT,
-    )
-    .map_err(|source| ObjectError::Query {
-        ns: ns.key,
-        what: "ns_last_pid",
-        source,
-    })?;
+    let answers = ask(ns, &q, "ns_last_pid")?;
     let last_pid = answers
         .first()
         .and_then(|a| procfs::parse_u32(procfs::trim(a)))

@@ -3,31 +3,21 @@
 //! reader's time_for_children namespace, which setns sets too).
 
 use std::io::Write;
-use std::os::fd::AsFd;
 
 use serde_json::{json, Map, Value};
 use zerocopy::little_endian::I64;
 
+use super::namespace::ask;
 use super::ObjectError;
 use crate::image::format::{NsCommon, TimeNsRecord};
 use crate::image::{ImageWriter, Kind, Ref};
 use crate::kstate::registry::{NsContents, NsObject};
 use crate::procfs;
-use crate::sys::nsquery::{query, Query};
+use crate::sys::nsquery::Query;
 
 pub fn collect(ns: &NsObject) -> Result<NsContents, ObjectError> {
     let files = [c"/proc/self/timens_offsets"];
-    let answers = query(
-        ns.fd.as_fd(),
-        ns.key.kind.clone_flag(),
-        &Query::ReadFiles(&files),
-        crate::kstate::HELPER_TIMEOUT,
-    )
-    .map_err(|source| ObjectError::Query {
-        ns: ns.key,
-        what: "timens_offsets",
-        source,
-    })?;
+    let answers = ask(ns, &Query::ReadFiles(&files), "timens_offsets")?;
     let (monotonic, boottime) = answers
         .first()
         .and_then(|a| procfs::parse_timens_offsets(a))

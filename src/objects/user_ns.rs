@@ -11,32 +11,26 @@ use serde_json::{json, Map, Value};
 use zerocopy::little_endian::U32;
 use zerocopy::IntoBytes;
 
+use super::namespace::ask;
 use super::ObjectError;
 use crate::image::format::{IdExtent, NsCommon, Setgroups, UserNsRecord};
 use crate::image::reader::UserNsView;
 use crate::image::{ImageWriter, Kind, Ref};
 use crate::kstate::registry::{NsContents, NsObject};
 use crate::procfs;
-use crate::sys::nsquery::{query, Query};
+use crate::sys::nsquery::Query;
 
 pub fn collect(ns: &NsObject) -> Result<NsContents, ObjectError> {
-    use std::os::fd::AsFd;
     let files = [
         c"/proc/self/uid_map",
         c"/proc/self/gid_map",
         c"/proc/self/setgroups",
     ];
-    let answers = query(
-        ns.fd.as_fd(),
-        ns.key.kind.clone_flag(),
+    let answers = ask(
+        ns,
         &Query::ReadFiles(&files),
-        crate::kstate::HELPER_TIMEOUT,
-    )
-    .map_err(|source| ObjectError::Query {
-        ns: ns.key,
-        what: "uid_map, gid_map and setgroups",
-        source,
-    })?;
+        "uid_map, gid_map and setgroups",
+    )?;
     let parse_err = |what| ObjectError::Parse { ns: ns.key, what };
     let [uid, gid, sg] = answers.as_slice() else {
         return Err(parse_err("the helper's answers"));

@@ -1,31 +1,21 @@
 //! UTS namespaces: hostname and domainname, read by a helper inside.
 
 use std::io::Write;
-use std::os::fd::AsFd;
 
 use serde_json::{json, Map, Value};
 use zerocopy::little_endian::U32;
 
+use super::namespace::ask;
 use super::ObjectError;
 use crate::image::format::{NsCommon, UtsNsRecord};
 use crate::image::reader::UtsNsView;
 use crate::image::{ImageWriter, Kind, Ref};
 use crate::kstate::registry::{NsContents, NsObject};
 use crate::procfs;
-use crate::sys::nsquery::{query, Query};
+use crate::sys::nsquery::Query;
 
 pub fn collect(ns: &NsObject) -> Result<NsContents, ObjectError> {
-    let answers = query(
-        ns.fd.as_fd(),
-        ns.key.kind.clone_flag(),
-        &Query::Uname,
-        crate::kstate::HELPER_TIMEOUT,
-    )
-    .map_err(|source| ObjectError::Query {
-        ns: ns.key,
-        what: "hostname and domainname",
-        source,
-    })?;
+    let answers = ask(ns, &Query::Uname, "hostname and domainname")?;
     let [hostname, domainname] = answers.as_slice() else {
         return Err(ObjectError::Parse {
             ns: ns.key,
