@@ -30,10 +30,21 @@ enum Command {
         /// Image file to write (`-` for standard output).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
-        /// Keep the tree running after the checkpoint (what checkpoint does
-        /// today in any case; restart comes with a later version).
+        /// Keep the tree running after the checkpoint (by default it is
+        /// killed once the image is complete, as with CRIU).
         #[arg(long = "leave-running")]
         leave_running: bool,
+    },
+    /// Restart the tree of an image.
+    Restart {
+        /// Image file.
+        file: PathBuf,
+        /// Do not wait for the restored root; exit once the tree runs.
+        #[arg(long = "restore-detached", short = 'd')]
+        restore_detached: bool,
+        /// Write the restored root's pid to this file.
+        #[arg(long = "pidfile", value_name = "FILE")]
+        pidfile: Option<PathBuf>,
     },
     /// Show an image's objects.
     Show {
@@ -56,9 +67,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Checkpoint {
             tree,
             output,
-            leave_running: _,
+            leave_running,
         } => {
-            let opts = CheckpointOptions { root: tree, output };
+            let opts = CheckpointOptions {
+                root: tree,
+                output,
+                leave_running,
+            };
             let result = kstate::kstate::checkpoint(&opts);
             kstate::kstate::freeze::test_pause("before-exit");
             let s = result.map_err(|e| e.to_string())?;
@@ -71,6 +86,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 s.bytes
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Restart {
+            file,
+            restore_detached,
+            pidfile,
+        } => {
+            let opts = kstate::kstate::restart::RestartOptions {
+                image: file,
+                detached: restore_detached,
+                pidfile,
+            };
+            let code = kstate::kstate::restart::restart(&opts).map_err(|e| e.to_string())?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Command::Show { file, json } => {
             let src = ImageSource::open(&file).map_err(|e| e.to_string())?;

@@ -42,6 +42,7 @@ fn checkpoint(root: i32, image: &Path) {
     let out = run_kstate(
         &[
             "checkpoint",
+            "--leave-running",
             "-t",
             &root.to_string(),
             "-o",
@@ -170,7 +171,7 @@ fn checkpoint_records_nested_namespaces() {
 
     // Exactly one record per namespace, and every namespace a task uses is there.
     let mut seen = HashSet::new();
-    for o in objects(&j).iter().filter(|o| o.get("ino").is_some()) {
+    for o in objects(&j).iter().filter(|o| is_ns(o)) {
         let key = (
             o["kind"].as_str().unwrap().to_string(),
             o["ino"].as_u64().unwrap(),
@@ -260,7 +261,7 @@ fn checkpoint_records_nested_namespaces() {
     // The host's namespaces (ours) are marked external, and only they.
     let me = std::process::id() as i32;
     let host: HashSet<u64> = NS_LINKS.iter().map(|(l, _)| ns_ino(me, l)).collect();
-    for o in objects(&j).iter().filter(|o| o.get("ino").is_some()) {
+    for o in objects(&j).iter().filter(|o| is_ns(o)) {
         let ino = o["ino"].as_u64().unwrap();
         assert_eq!(
             o["external"] == json!(true),
@@ -284,7 +285,14 @@ fn checkpoint_to_stdout_and_human_show() {
     let w = start_nstree();
     let dir = Scratch::new("ckpt-stdout");
     let out = run_kstate(
-        &["checkpoint", "-t", &w.root.to_string(), "-o", "-"],
+        &[
+            "checkpoint",
+            "--leave-running",
+            "-t",
+            &w.root.to_string(),
+            "-o",
+            "-",
+        ],
         KSTATE_TIMEOUT,
     );
     assert!(
@@ -313,6 +321,7 @@ fn checkpoint_of_missing_task_fails_cleanly() {
     let out = run_kstate(
         &[
             "checkpoint",
+            "--leave-running",
             "-t",
             "2147483647",
             "-o",
@@ -357,7 +366,14 @@ fn failing_checkpoint_releases(root: i32, output: &str, pids: &[i32], dir: &Scra
     std::fs::create_dir(&hook).unwrap();
     let errfile = dir.path("stderr-exit");
     let mut kstate = spawn_paused(
-        &["checkpoint", "-t", &root.to_string(), "-o", output],
+        &[
+            "checkpoint",
+            "--leave-running",
+            "-t",
+            &root.to_string(),
+            "-o",
+            output,
+        ],
         "before-exit",
         &hook,
         &errfile,
@@ -414,6 +430,7 @@ fn task_exiting_during_checkpoint_fails_cleanly() {
     let mut kstate = spawn_paused(
         &[
             "checkpoint",
+            "--leave-running",
             "-t",
             &w.root.to_string(),
             "-o",
@@ -477,4 +494,8 @@ impl Drop for ChildGuard {
             let _ = self.0.wait();
         }
     }
+}
+
+fn is_ns(o: &Value) -> bool {
+    o["kind"].as_str().is_some_and(|k| k.ends_with("_ns"))
 }

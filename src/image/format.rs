@@ -23,7 +23,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"KSTEND\x89\n";
 /// Format major version: a reader refuses any other major.
 pub const MAJOR: u16 = 1;
 /// Format minor version: only appended fields or new optional kinds.
-pub const MINOR: u16 = 0;
+pub const MINOR: u16 = 1;
 /// AUDIT_ARCH_X86_64, as in `<linux/audit.h>`.
 pub const ARCH_X86_64: u32 = 0xC000_003E;
 /// Records start on this alignment; padding between them is zero.
@@ -185,10 +185,20 @@ pub enum Kind {
     Task = 10,
     /// Page-aligned bulk data (memory pages, from format 1.0 on).
     Extent = 11,
+    /// Registers, signals, timers, credentials and limits of a task (1.1).
+    TaskCore = 12,
+    /// The mm of a task: its layout fields, auxv and exe (1.1).
+    Mm = 13,
+    /// One memory mapping of a task, with the runs of pages dumped (1.1).
+    Vma = 14,
+    /// A pipe and the bytes in flight in it (1.1).
+    Pipe = 15,
+    /// One entry of a task's fd table (1.1).
+    Fd = 16,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 16] = [
         Kind::UserNs,
         Kind::PidNs,
         Kind::UtsNs,
@@ -200,6 +210,11 @@ impl Kind {
         Kind::Nsproxy,
         Kind::Task,
         Kind::Extent,
+        Kind::TaskCore,
+        Kind::Mm,
+        Kind::Vma,
+        Kind::Pipe,
+        Kind::Fd,
     ];
 
     pub fn from_raw(raw: u16) -> Option<Kind> {
@@ -215,6 +230,11 @@ impl Kind {
             9 => Kind::Nsproxy,
             10 => Kind::Task,
             11 => Kind::Extent,
+            12 => Kind::TaskCore,
+            13 => Kind::Mm,
+            14 => Kind::Vma,
+            15 => Kind::Pipe,
+            16 => Kind::Fd,
             _ => return None,
         })
     }
@@ -233,6 +253,11 @@ impl Kind {
             Kind::Nsproxy => "nsproxy",
             Kind::Task => "task",
             Kind::Extent => "extent",
+            Kind::TaskCore => "task_core",
+            Kind::Mm => "mm",
+            Kind::Vma => "vma",
+            Kind::Pipe => "pipe",
+            Kind::Fd => "fd",
         }
     }
 
@@ -258,6 +283,11 @@ impl Kind {
             Kind::Nsproxy => size_of::<NsproxyRecord>(),
             Kind::Task => size_of::<TaskRecord>(),
             Kind::Extent => size_of::<ExtentRecord>(),
+            Kind::TaskCore => size_of::<TaskCoreRecord>(),
+            Kind::Mm => size_of::<MmRecord>(),
+            Kind::Vma => size_of::<VmaRecord>(),
+            Kind::Pipe => size_of::<PipeRecord>(),
+            Kind::Fd => size_of::<FdRecord>(),
         }
     }
 }
@@ -462,6 +492,214 @@ pub struct ExtentRecord {
     pub owner: Ref,
 }
 
+/// `struct user_regs_struct` of `<sys/user.h>` (x86_64), in its order.
+pub const USER_REGS_WORDS: usize = 27;
+
+/// Flags of a [`TaskCoreRecord`].
+pub mod task_core_flags {
+    /// Stopped inside a system call (see ARCHITECTURE.md, restart).
+    pub const IN_SYSCALL: u32 = 1;
+    pub const NO_NEW_PRIVS: u32 = 2;
+    pub const KNOWN: u32 = IN_SYSCALL | NO_NEW_PRIVS;
+}
+
+/// One signal handler: `struct sigaction` as the kernel keeps it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct Sigaction {
+    pub signo: U32,
+    pub reserved: U32,
+    pub handler: U64,
+    pub flags: U64,
+    pub restorer: U64,
+    pub mask: U64,
+}
+
+/// A pending signal: its siginfo as PTRACE_PEEKSIGINFO gives it.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct PendingSignal {
+    /// 1 when queued to the whole thread group, 0 for the thread.
+    pub shared: U32,
+    pub reserved: U32,
+    pub siginfo: [u8; 128],
+}
+
+/// Registers, signals, timers, credentials and limits of one task.
+/// Variable parts: `xstate_len` bytes of NT_X86_XSTATE; `groups` × u32;
+/// `sigactions` × [`Sigaction`]; `pending` × [`PendingSignal`]; `cwd_len`
+/// bytes; `root_len` bytes.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct TaskCoreRecord {
+    pub task: Ref,
+    /// `user_regs_struct` at the freeze, as read.
+    pub regs: [U64; USER_REGS_WORDS],
+    pub sigmask: U64,
+    /// [`task_core_flags`].
+    pub flags: U32,
+    pub personality: U32,
+    pub umask: U32,
+    pub securebits: U32,
+    /// Real, effective, saved and filesystem uids, then gids.
+    pub uids: [U32; 4],
+    pub gids: [U32; 4],
+    /// Inheritable, permitted, effective, bounding, ambient capability sets.
+    pub caps: [U64; 5],
+    /// RLIMIT_* (16 of them): soft then hard, u64::MAX for unlimited.
+    pub rlimits: [[U64; 2]; 16],
+    /// ITIMER_REAL, VIRTUAL, PROF: interval sec, usec, value sec, usec.
+    pub itimers: [[I64; 4]; 3],
+    pub altstack_sp: U64,
+    pub altstack_size: U64,
+    pub altstack_flags: U32,
+    pub xstate_len: U32,
+    pub groups: U32,
+    pub sigactions: U32,
+    pub pending: U32,
+    pub cwd_len: U32,
+    pub root_len: U32,
+    pub reserved: U32,
+    /// The registered rseq area (PTRACE_GET_RSEQ_CONFIGURATION), 0 if none.
+    pub rseq_abi: U64,
+    pub rseq_len: U32,
+    pub rseq_sig: U32,
+}
+
+/// The mm of one task. Variable parts: `auxv_words` × u64, `exe_len` bytes.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct MmRecord {
+    pub task: Ref,
+    pub start_code: U64,
+    pub end_code: U64,
+    pub start_data: U64,
+    pub end_data: U64,
+    pub start_brk: U64,
+    pub brk: U64,
+    pub start_stack: U64,
+    pub arg_start: U64,
+    pub arg_end: U64,
+    pub env_start: U64,
+    pub env_end: U64,
+    pub auxv_words: U32,
+    pub exe_len: U32,
+}
+
+/// Kinds of mapping, stored in bits 8..16 of [`VmaRecord::flags`].
+pub mod vma_kind {
+    pub const ANON: u32 = 0;
+    pub const FILE: u32 = 1;
+    pub const HEAP: u32 = 2;
+    pub const STACK: u32 = 3;
+    pub const VDSO: u32 = 4;
+    pub const VVAR: u32 = 5;
+    pub const VVAR_VCLOCK: u32 = 6;
+    pub const VSYSCALL: u32 = 7;
+    pub const MAX: u32 = VSYSCALL;
+}
+
+/// Flags of a [`VmaRecord`].
+pub mod vma_flags {
+    pub const SHARED: u32 = 1;
+    pub const KIND_SHIFT: u32 = 8;
+    pub const KIND_MASK: u32 = 0xff << KIND_SHIFT;
+    pub const KNOWN: u32 = SHARED | KIND_MASK;
+}
+
+/// One run of dumped pages of a mapping.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct PageRunRecord {
+    pub start: U64,
+    pub pages: U64,
+}
+
+/// One mapping of a task. Variable parts: `path_len` bytes, then `runs` ×
+/// [`PageRunRecord`]; the runs' pages, in order, are the data of `pages`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct VmaRecord {
+    pub task: Ref,
+    /// An extent holding the dumped pages, UNDEF when none are.
+    pub pages: Ref,
+    pub start: U64,
+    pub end: U64,
+    pub pgoff: U64,
+    pub dev: U64,
+    pub ino: U64,
+    /// PROT_READ | PROT_WRITE | PROT_EXEC.
+    pub prot: U32,
+    /// [`vma_flags`].
+    pub flags: U32,
+    pub path_len: U32,
+    pub runs: U32,
+}
+
+/// A pipe. Variable part: `data_len` bytes in flight.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct PipeRecord {
+    pub ino: U64,
+    pub capacity: U32,
+    pub data_len: U32,
+}
+
+/// What an fd refers to ([`FdRecord::kind`]).
+pub mod fd_kind {
+    pub const REGULAR: u32 = 1;
+    pub const DEVICE: u32 = 2;
+    pub const PIPE_READ: u32 = 3;
+    pub const PIPE_WRITE: u32 = 4;
+    pub const INHERITED: u32 = 5;
+    pub const MAX: u32 = INHERITED;
+}
+
+/// One fd of a task. Variable part: `path_len` bytes.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct FdRecord {
+    pub task: Ref,
+    /// The pipe, for pipe ends; UNDEF otherwise.
+    pub pipe: Ref,
+    pub fd: U32,
+    /// [`fd_kind`].
+    pub kind: U32,
+    /// Open flags (O_ACCMODE, O_APPEND, O_NONBLOCK, O_CLOEXEC, …).
+    pub flags: U32,
+    pub mode: U32,
+    pub pos: U64,
+    pub dev: U64,
+    pub ino: U64,
+    pub size: U64,
+    pub path_len: U32,
+    pub reserved: U32,
+}
+
 const _: () = {
     assert!(core::mem::size_of::<FileHeader>() == 128);
     assert!(core::mem::size_of::<RecordHeader>() == 32);
@@ -470,4 +708,8 @@ const _: () = {
     assert!(core::mem::size_of::<Ref>() == 8);
     assert!(core::mem::size_of::<NsCommon>() == 32);
     assert!(core::mem::size_of::<ExtentRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<TaskCoreRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<MmRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<VmaRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<FdRecord>() % 8 == 0);
 };

@@ -9,10 +9,14 @@
 
 use core::mem::{offset_of, size_of};
 
-use zerocopy::little_endian::U32;
+use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::error::{At, FormatError};
+use super::format::{
+    fd_kind, task_core_flags, vma_flags, vma_kind, FdRecord, MmRecord, PageRunRecord,
+    PendingSignal, PipeRecord, Sigaction, TaskCoreRecord, VmaRecord,
+};
 use super::format::{
     ns_flags, ExtentRecord, FileHeader, IdExtent, IndexEntry, Kind, NsCommon, NsproxyRecord,
     PidNsRecord, RecordHeader, Ref, Setgroups, TaskRecord, TimeNsRecord, Trailer, UserNsRecord,
@@ -115,6 +119,9 @@ pub struct ExtentView<'a> {
 }
 
 /// A typed view of one record.
+// Views are short-lived values on the stack; boxing the large task core
+// would allocate for each record read, which the reader never does.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Object<'a> {
     UserNs(UserNsView<'a>),
@@ -126,9 +133,80 @@ pub enum Object<'a> {
     Nsproxy(NsproxyRecord),
     Task(TaskView<'a>),
     Extent(ExtentView<'a>),
+    TaskCore(TaskCoreView<'a>),
+    Mm(MmView<'a>),
+    Vma(VmaView<'a>),
+    Pipe(PipeView<'a>),
+    Fd(FdView<'a>),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TaskCoreView<'a> {
+    pub rec: TaskCoreRecord,
+    pub xstate: &'a [u8],
+    pub groups: &'a [U32],
+    pub sigactions: &'a [Sigaction],
+    pub pending: &'a [PendingSignal],
+    pub cwd: &'a [u8],
+    pub root: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MmView<'a> {
+    pub rec: MmRecord,
+    pub auxv: &'a [U64],
+    pub exe: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct VmaView<'a> {
+    pub rec: VmaRecord,
+    pub path: &'a [u8],
+    pub runs: &'a [PageRunRecord],
+}
+
+impl VmaView<'_> {
+    /// The [`vma_kind`] of the mapping.
+    pub fn kind(&self) -> u32 {
+        (self.rec.flags.get() & vma_flags::KIND_MASK) >> vma_flags::KIND_SHIFT
+    }
+    pub fn shared(&self) -> bool {
+        self.rec.flags.get() & vma_flags::SHARED != 0
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PipeView<'a> {
+    pub rec: PipeRecord,
+    pub data: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FdView<'a> {
+    pub rec: FdRecord,
+    pub path: &'a [u8],
 }
 
 impl<'a> Object<'a> {
+    /// The record kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::UserNs(_) => Kind::UserNs,
+            Object::PidNs(_) => Kind::PidNs,
+            Object::UtsNs(_) => Kind::UtsNs,
+            Object::TimeNs(_) => Kind::TimeNs,
+            Object::PlainNs(v) => v.kind,
+            Object::Nsproxy(_) => Kind::Nsproxy,
+            Object::Task(_) => Kind::Task,
+            Object::Extent(_) => Kind::Extent,
+            Object::TaskCore(_) => Kind::TaskCore,
+            Object::Mm(_) => Kind::Mm,
+            Object::Vma(_) => Kind::Vma,
+            Object::Pipe(_) => Kind::Pipe,
+            Object::Fd(_) => Kind::Fd,
+        }
+    }
+
     /// The common namespace part, for namespace records.
     pub fn ns_common(&self) -> Option<&NsCommon> {
         match self {
@@ -140,6 +218,18 @@ impl<'a> Object<'a> {
             _ => None,
         }
     }
+}
+
+/// A count or length within the kernel's own bound.
+fn limit(at: At, field: &'static str, value: u32, max: u32) -> Result<()> {
+    if value > max {
+        return Err(FormatError::Invalid {
+            at,
+            field,
+            what: "larger than the kernel allows",
+        });
+    }
+    Ok(())
 }
 
 /// Whether the top user namespace, top pid namespace and root task were seen.
@@ -628,7 +718,124 @@ impl<'a> Image<'a> {
                     let named = Kind::from_raw(e.rec.owner.kind.get()).unwrap_or(Kind::Extent);
                     self.check_ref(at, "owner", e.rec.owner, named, true)?;
                 }
+                Object::TaskCore(c) => self.check_task_core(at, &c)?,
+                Object::Mm(m) => {
+                    self.check_ref(at, "task", m.rec.task, Kind::Task, false)?;
+                    limit(at, "auxv_words", m.rec.auxv_words.get(), 1024)?;
+                    limit(at, "exe_len", m.rec.exe_len.get(), MAX_PATH_LEN)?;
+                }
+                Object::Vma(v) => self.check_vma(at, &v)?,
+                Object::Pipe(p) => {
+                    if p.rec.data_len.get() > p.rec.capacity.get() {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "data_len",
+                            what: "more bytes in flight than the pipe holds",
+                        });
+                    }
+                }
+                Object::Fd(f) => {
+                    self.check_ref(at, "task", f.rec.task, Kind::Task, false)?;
+                    let kind = f.rec.kind.get();
+                    if kind == 0 || kind > fd_kind::MAX {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "kind",
+                            what: "not a known kind of fd",
+                        });
+                    }
+                    let is_pipe = kind == fd_kind::PIPE_READ || kind == fd_kind::PIPE_WRITE;
+                    self.check_ref(at, "pipe", f.rec.pipe, Kind::Pipe, !is_pipe)?;
+                    if !is_pipe && !f.rec.pipe.is_undef() {
+                        return Err(FormatError::Invalid {
+                            at,
+                            field: "pipe",
+                            what: "set on an fd that is not a pipe end",
+                        });
+                    }
+                    limit(at, "fd", f.rec.fd.get(), i32::MAX as u32)?;
+                    limit(at, "path_len", f.rec.path_len.get(), MAX_PATH_LEN)?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    fn check_task_core(&self, at: At, c: &TaskCoreView<'_>) -> Result<()> {
+        let r = &c.rec;
+        self.check_ref(at, "task", r.task, Kind::Task, false)?;
+        if r.flags.get() & !task_core_flags::KNOWN != 0 {
+            return Err(FormatError::NonZero {
+                at,
+                field: "flags",
+                value: r.flags.get() as u64,
+            });
+        }
+        limit(at, "xstate_len", r.xstate_len.get(), 1 << 16)?;
+        limit(at, "groups", r.groups.get(), 65536)?;
+        limit(at, "sigactions", r.sigactions.get(), 64)?;
+        limit(at, "cwd_len", r.cwd_len.get(), MAX_PATH_LEN)?;
+        limit(at, "root_len", r.root_len.get(), MAX_PATH_LEN)?;
+        if c.sigactions
+            .iter()
+            .any(|s| !(1..=64).contains(&s.signo.get()))
+        {
+            return Err(FormatError::Invalid {
+                at,
+                field: "sigactions",
+                what: "a signal number outside 1..=64",
+            });
+        }
+        Ok(())
+    }
+
+    fn check_vma(&self, at: At, v: &VmaView<'_>) -> Result<()> {
+        let r = &v.rec;
+        self.check_ref(at, "task", r.task, Kind::Task, false)?;
+        self.check_ref(at, "pages", r.pages, Kind::Extent, true)?;
+        let page = self.header.page_size.get() as u64;
+        let (start, end) = (r.start.get(), r.end.get());
+        if start >= end || start % page != 0 || end % page != 0 {
+            return Err(FormatError::Invalid {
+                at,
+                field: "start",
+                what: "not a page-aligned, non-empty range",
+            });
+        }
+        if r.flags.get() & !vma_flags::KNOWN != 0 || v.kind() > vma_kind::MAX {
+            return Err(FormatError::NonZero {
+                at,
+                field: "flags",
+                value: r.flags.get() as u64,
+            });
+        }
+        limit(at, "path_len", r.path_len.get(), MAX_PATH_LEN)?;
+        let mut pages = 0u64;
+        for run in v.runs {
+            let (s, n) = (run.start.get(), run.pages.get());
+            let e = n.checked_mul(page).and_then(|len| s.checked_add(len));
+            if s % page != 0 || n == 0 || s < start || e.is_none_or(|e| e > end) {
+                return Err(FormatError::Invalid {
+                    at,
+                    field: "runs",
+                    what: "a run of pages outside the mapping",
+                });
+            }
+            pages += n;
+        }
+        let data = match r.pages.id() {
+            Some(id) => match self.object(id)? {
+                Object::Extent(e) => e.rec.data_len.get(),
+                _ => u64::MAX,
+            },
+            None => 0,
+        };
+        if pages.checked_mul(page) != Some(data) {
+            return Err(FormatError::Invalid {
+                at,
+                field: "pages",
+                what: "the runs' pages do not add up to the extent's data",
+            });
         }
         Ok(())
     }
@@ -963,6 +1170,52 @@ impl<'a> Image<'a> {
                     data_offset,
                     data,
                 })
+            }
+            Kind::TaskCore => {
+                let rec: TaskCoreRecord = load_fixed(raw.fixed);
+                let xstate = cur.take::<u8>(rec.xstate_len.get() as u64, "xstate_len")?;
+                let groups = cur.take::<U32>(rec.groups.get() as u64, "groups")?;
+                let sigactions =
+                    cur.take::<Sigaction>(rec.sigactions.get() as u64, "sigactions")?;
+                let pending = cur.take::<PendingSignal>(rec.pending.get() as u64, "pending")?;
+                let cwd = cur.take::<u8>(rec.cwd_len.get() as u64, "cwd_len")?;
+                let root = cur.take::<u8>(rec.root_len.get() as u64, "root_len")?;
+                cur.finish("root_len")?;
+                Object::TaskCore(TaskCoreView {
+                    rec,
+                    xstate,
+                    groups,
+                    sigactions,
+                    pending,
+                    cwd,
+                    root,
+                })
+            }
+            Kind::Mm => {
+                let rec: MmRecord = load_fixed(raw.fixed);
+                let auxv = cur.take::<U64>(rec.auxv_words.get() as u64, "auxv_words")?;
+                let exe = cur.take::<u8>(rec.exe_len.get() as u64, "exe_len")?;
+                cur.finish("exe_len")?;
+                Object::Mm(MmView { rec, auxv, exe })
+            }
+            Kind::Vma => {
+                let rec: VmaRecord = load_fixed(raw.fixed);
+                let path = cur.take::<u8>(rec.path_len.get() as u64, "path_len")?;
+                let runs = cur.take::<PageRunRecord>(rec.runs.get() as u64, "runs")?;
+                cur.finish("runs")?;
+                Object::Vma(VmaView { rec, path, runs })
+            }
+            Kind::Pipe => {
+                let rec: PipeRecord = load_fixed(raw.fixed);
+                let data = cur.take::<u8>(rec.data_len.get() as u64, "data_len")?;
+                cur.finish("data_len")?;
+                Object::Pipe(PipeView { rec, data })
+            }
+            Kind::Fd => {
+                let rec: FdRecord = load_fixed(raw.fixed);
+                let path = cur.take::<u8>(rec.path_len.get() as u64, "path_len")?;
+                cur.finish("path_len")?;
+                Object::Fd(FdView { rec, path })
             }
         };
         Ok(obj)

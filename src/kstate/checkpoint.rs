@@ -11,10 +11,11 @@ use std::path::PathBuf;
 
 use super::freeze::{self, FrozenTree};
 use super::output::Output;
-use super::registry::Registry;
+use super::registry::{Registry, TaskState};
 use super::Error;
 use crate::image::{HeaderInfo, ImageWriter};
-use crate::objects::{namespace, nsproxy, task};
+use crate::objects::{core, files, mm, namespace, nsproxy, task, vma, ObjectError};
+use crate::sys::inject::Injector;
 
 #[derive(Clone, Debug)]
 pub struct CheckpointOptions {
@@ -22,6 +23,9 @@ pub struct CheckpointOptions {
     pub root: i32,
     /// Image path, `-` for standard output.
     pub output: PathBuf,
+    /// Keep the tree running after the checkpoint (`--leave-running`);
+    /// otherwise it is killed once the image is complete, as CRIU does.
+    pub leave_running: bool,
 }
 
 /// What a checkpoint wrote.
@@ -48,7 +52,53 @@ pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
     }
     namespace::mark_external(&mut reg, &frozen.pids())?;
     namespace::collect_contents(&mut reg)?;
+    for (i, p) in frozen.processes.iter().enumerate() {
+        reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
+    }
     Ok(reg)
+}
+
+/// Collects what a task needs to run again: its core (through injected
+/// system calls), its memory layout and its files. Refuses what cannot be
+/// restored, naming the task and the object.
+fn collect_state(reg: &mut Registry, pid: i32, threads: &[i32]) -> Result<TaskState, Error> {
+    let unsupported = |object: String| Error::Object(ObjectError::Unsupported { pid, object });
+    if threads.len() > 1 {
+        return Err(unsupported(format!(
+            "{} threads (restoring threads is not supported yet)",
+            threads.len()
+        )));
+    }
+    let mut inj = Injector::new(pid).map_err(|e| {
+        Error::Object(ObjectError::Task {
+            pid,
+            what: e.to_string(),
+        })
+    })?;
+    let core = core::collect(pid, &mut inj);
+    inj.finish().map_err(|e| {
+        Error::Object(ObjectError::Task {
+            pid,
+            what: e.to_string(),
+        })
+    })?;
+    let core = core?;
+    let mm = mm::collect(pid).map_err(|e| {
+        Error::Object(ObjectError::Task {
+            pid,
+            what: e.to_string(),
+        })
+    })?;
+    vma::check_supported(pid, &mm)?;
+    let fds = files::collect(pid)?;
+    for f in &fds {
+        if let files::FdKind::Pipe { ino, .. } = f.kind {
+            if !reg.pipes.iter().any(|p| p.ino == ino) {
+                reg.pipes.push(files::pipe_contents(pid, f.fd, ino)?);
+            }
+        }
+    }
+    Ok(TaskState { core, mm, fds })
 }
 
 /// Writes the registry as an image.
@@ -65,6 +115,18 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     namespace::dump_all(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
+    for t in &reg.tasks {
+        if let Some(s) = &t.state {
+            core::dump(&mut w, t.image_ref, &s.core)?;
+            vma::dump(&mut w, t.image_ref, t.info.pid, &s.mm, s.core.brk)?;
+        }
+    }
+    let pipes = files::dump_pipes(&mut w, &reg.pipes)?;
+    for t in &reg.tasks {
+        if let Some(s) = &t.state {
+            files::dump_fds(&mut w, t.image_ref, &s.fds, &pipes)?;
+        }
+    }
     let bytes = w.position();
     w.finish().map_err(werr)?;
     Ok(bytes)
@@ -102,6 +164,16 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
         bytes
     };
     output.commit()?;
+    if !opts.leave_running {
+        // The image is complete: the tree ends here, as with CRIU. Killed
+        // while still frozen, it runs no further instruction.
+        for p in &frozen.processes {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     frozen.release();
     let external = reg.namespaces.iter().filter(|n| n.external).count();
     log::info!(

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod freeze;
 pub mod output;
 pub mod registry;
+pub mod restart;
 pub mod show;
 
 use std::time::Duration;

@@ -203,9 +203,18 @@ pub struct TaskInfo {
     pub threads: Vec<Vec<u32>>,
 }
 
+/// A task's own state (core, memory, files), collected for restart.
+#[derive(Debug)]
+pub struct TaskState {
+    pub core: crate::objects::core::CoreInfo,
+    pub mm: crate::objects::mm::MmInfo,
+    pub fds: Vec<crate::objects::files::FdInfo>,
+}
+
 #[derive(Debug)]
 pub struct TaskObject {
     pub info: TaskInfo,
+    pub state: Option<TaskState>,
     /// Registry index of the parent task; `None` for the root.
     pub parent: Option<usize>,
     pub nsproxy: usize,
@@ -221,6 +230,8 @@ pub struct Registry {
     nsproxy_index: HashMap<NsproxyKey, usize>,
     pub tasks: Vec<TaskObject>,
     task_index: HashMap<i32, usize>,
+    /// Every pipe the tree's fds refer to, once each.
+    pub pipes: Vec<crate::objects::files::PipeInfo>,
 }
 
 impl Registry {
@@ -291,6 +302,7 @@ impl Registry {
         self.task_index.insert(info.pid, i);
         self.tasks.push(TaskObject {
             info,
+            state: None,
             parent,
             nsproxy,
             image_ref: Ref::UNDEF,

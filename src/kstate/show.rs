@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::image::format::ARCH_X86_64;
 use crate::image::reader::Object;
 use crate::image::{FormatError, Image};
-use crate::objects::{namespace, nsproxy, task};
+use crate::objects::{core, files, namespace, nsproxy, task, vma};
 use crate::procfs;
 
 fn arch_name(arch: u32) -> String {
@@ -22,16 +22,7 @@ fn arch_name(arch: u32) -> String {
 pub fn object_json(id: u32, obj: &Object<'_>) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
-    let kind = match obj {
-        Object::UserNs(_) => "user_ns",
-        Object::PidNs(_) => "pid_ns",
-        Object::UtsNs(_) => "uts_ns",
-        Object::TimeNs(_) => "time_ns",
-        Object::PlainNs(v) => v.kind.name(),
-        Object::Nsproxy(_) => "nsproxy",
-        Object::Task(_) => "task",
-        Object::Extent(_) => "extent",
-    };
+    let kind = obj.kind().name();
     m.insert("kind".into(), json!(kind));
     match obj {
         Object::Nsproxy(r) => nsproxy::describe(r, &mut m),
@@ -41,6 +32,11 @@ pub fn object_json(id: u32, obj: &Object<'_>) -> Value {
             m.insert("data_offset".into(), json!(e.data_offset));
             m.insert("data_len".into(), json!(e.data.len()));
         }
+        Object::TaskCore(c) => core::describe(c, &mut m),
+        Object::Mm(v) => vma::describe_mm(v, &mut m),
+        Object::Vma(v) => vma::describe_vma(v, &mut m),
+        Object::Pipe(p) => files::describe_pipe(p, &mut m),
+        Object::Fd(f) => files::describe_fd(f, &mut m),
         ns => namespace::describe(ns, &mut m),
     }
     Value::Object(m)
@@ -166,7 +162,7 @@ pub fn to_text(img: &Image<'_>) -> Result<String, FormatError> {
     out.push_str("namespaces:\n");
     for o in objects
         .iter()
-        .filter(|o| o.get("ino").is_some() && o["kind"] != json!("extent"))
+        .filter(|o| o["kind"].as_str().is_some_and(|k| k.ends_with("_ns")))
     {
         let _ = writeln!(out, "  {}", ns_line(o));
     }

@@ -1,6 +1,9 @@
 //! One module per kernel object kind, each holding that kind's collect (from
 //! the live system), dump (to an image record) and describe (for `show`).
 
+pub mod core;
+pub mod files;
+pub mod mm;
 pub mod namespace;
 pub mod nsproxy;
 pub mod pid_ns;
@@ -8,6 +11,7 @@ pub mod task;
 pub mod time_ns;
 pub mod user_ns;
 pub mod uts_ns;
+pub mod vma;
 
 use std::io;
 use std::path::PathBuf;
@@ -55,6 +59,10 @@ pub enum ObjectError {
         thread_ns: u64,
         leader_ns: u64,
     },
+    #[error("task {pid}: {object} cannot be checkpointed")]
+    Unsupported { pid: i32, object: String },
+    #[error("task {pid}: {what}")]
+    Task { pid: i32, what: String },
     #[error("writing the image: {0}")]
     Write(#[source] io::Error),
 }

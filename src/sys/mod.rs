@@ -2,12 +2,17 @@
 //! `std` nor `nix` offer in a safe form. Each wrapper names its system call
 //! and man page, and each `unsafe` block says why it is sound.
 
+pub mod clone;
+pub mod inject;
 pub mod nsquery;
+pub mod pipe;
 pub mod ptrace;
+pub mod regs;
+pub mod vm;
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Maps a file read-only (mmap(2)).
 pub fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
@@ -79,4 +84,74 @@ pub fn page_size() -> usize {
     } else {
         4096
     }
+}
+
+/// Whether `fd` is an open descriptor of this process (fcntl F_GETFD).
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table; an unused number
+    // gives EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// fcntl(F_DUPFD_CLOEXEC): a duplicate of our `fd` numbered `min` or above.
+pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `r` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// dup3(2): makes `new` a copy of `old` (closing what `new` was), with
+/// O_CLOEXEC in `flags` or not. The caller gives up any ownership of `new`.
+pub fn dup3(old: RawFd, new: RawFd, flags: i32) -> io::Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    // SAFETY: dup3 on plain descriptor numbers; the caller owns the number
+    // `new` in the sense that nothing else in this process uses it.
+    if unsafe { libc::dup3(old, new, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// poll(2) for input on one descriptor, up to `timeout`.
+pub fn poll_in(fd: RawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd.
+    let r = unsafe {
+        libc::poll(
+            &mut pfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
+    match r {
+        r if r < 0 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphans of our descendants come to us.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -12,6 +12,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::clone::{clone3_raw, CloneArgs};
+
 /// What the child does once inside the namespace.
 pub enum Query<'a> {
     /// Reads each file; one answer per file.
@@ -228,23 +230,6 @@ fn cstr_field(field: &[libc::c_char]) -> &[u8] {
     &bytes[..n]
 }
 
-/// `struct clone_args` of `<linux/sched.h>` (version with set_tid).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
 fn child_main(ns: RawFd, nstype: libc::c_int, q: &Query<'_>, fd: RawFd) -> ! {
     // SAFETY: setns(2) on a descriptor the parent holds open.
     if unsafe { libc::setns(ns, nstype) } < 0 {
@@ -287,17 +272,7 @@ fn child_main(ns: RawFd, nstype: libc::c_int, q: &Query<'_>, fd: RawFd) -> ! {
                     set_tid_size: levels as u64,
                     ..CloneArgs::default()
                 };
-                // SAFETY: clone3(2) without CLONE_VM: the new task gets a
-                // copy of this address space, so it may keep running this
-                // code on its own copy of the stack; `args` and `set_tid`
-                // are valid for the call.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_clone3,
-                        &args as *const CloneArgs,
-                        core::mem::size_of::<CloneArgs>(),
-                    )
-                };
+                let r = clone3_raw(&args);
                 if r == 0 {
                     let ok = read_file(fd, c"/proc/sys/kernel/ns_last_pid");
                     exit(if ok { 0 } else { 1 });

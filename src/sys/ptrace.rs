@@ -76,3 +76,80 @@ fn decode(status: i32) -> Stop {
         }
     }
 }
+
+/// `struct ptrace_peeksiginfo_args` of `<linux/ptrace.h>`.
+#[repr(C)]
+struct PeekSiginfoArgs {
+    off: u64,
+    flags: u32,
+    nr: i32,
+}
+
+const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
+const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
+/// Size of a `siginfo_t`.
+pub const SIGINFO_SIZE: usize = 128;
+
+/// PTRACE_PEEKSIGINFO: the signals queued to a stopped thread (or, with
+/// `shared`, to its thread group), without dequeuing them.
+pub fn peek_siginfo(tid: i32, shared: bool) -> io::Result<Vec<[u8; SIGINFO_SIZE]>> {
+    let mut out = Vec::new();
+    let mut buf = [[0u8; SIGINFO_SIZE]; 32];
+    loop {
+        let args = PeekSiginfoArgs {
+            off: out.len() as u64,
+            flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
+            nr: buf.len() as i32,
+        };
+        // SAFETY: the kernel reads `args` and writes at most `nr` siginfos
+        // (128 bytes each) into `buf`, which has room for exactly that many.
+        let n = unsafe {
+            libc::ptrace(
+                PTRACE_PEEKSIGINFO,
+                tid,
+                &args as *const PeekSiginfoArgs,
+                buf.as_mut_ptr(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+        if (n as usize) < buf.len() {
+            return Ok(out);
+        }
+    }
+}
+
+/// `struct ptrace_rseq_configuration` of `<linux/ptrace.h>`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RseqConfig {
+    pub abi_pointer: u64,
+    pub abi_size: u32,
+    pub signature: u32,
+    pub flags: u32,
+    pub pad: u32,
+}
+
+const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+
+/// PTRACE_GET_RSEQ_CONFIGURATION: the thread's registered rseq area (all
+/// zero when none).
+pub fn rseq_config(tid: i32) -> io::Result<RseqConfig> {
+    let mut c = RseqConfig::default();
+    // SAFETY: the kernel writes at most `addr` bytes (the struct's size) to
+    // `data`, which points to our struct of that size.
+    let r = unsafe {
+        libc::ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            tid,
+            core::mem::size_of::<RseqConfig>(),
+            &mut c as *mut RseqConfig,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(c)
+}

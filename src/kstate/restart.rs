@@ -1,0 +1,739 @@
+//! `kstate restart`: bring a checkpointed tree back to life.
+//!
+//! The order, and why:
+//! 1. **Validate** the whole image (`Image::parse`) and build the plan: the
+//!    tree, and each task's core, mm, mappings and fds. Nothing is changed
+//!    on the system before this and the pre-flight checks pass.
+//! 2. **Pre-flight**: capabilities, every pid free, every file still there
+//!    with the same identity, the special mappings (vdso, vvar) of the same
+//!    sizes on this kernel.
+//! 3. **Resources**: kstate opens every file and creates every pipe (with
+//!    its bytes in flight) itself, above all the fd numbers the tasks use, so
+//!    that the tasks, forked from kstate, inherit them.
+//! 4. **Tasks**: clone3 with set_tid creates the root with its pid; each
+//!    task, running a copy of kstate, sets its session and group, creates its
+//!    own children (so parents come first and the tree is real), puts its
+//!    files at their numbers, closes the rest, sets cwd and umask, reports
+//!    ready and blocks in read(2).
+//! 5. **Address spaces**, from outside, with injected system calls: the
+//!    special mappings are moved to their saved addresses, everything else is
+//!    unmapped, each saved mapping is mapped again and its pages written from
+//!    the mapped image (one copy, by /proc/PID/mem); then the mm layout
+//!    (PR_SET_MM_MAP), signal handlers, itimers, sigaltstack, personality,
+//!    pending signals; credentials last.
+//! 6. **Registers** (general and extended) and the signal mask are set, and
+//!    every task is let go together (PTRACE_DETACH) once every one is ready.
+//! 7. **Wait** for the root, as CRIU does, or detach (`--restore-detached`).
+//!
+//! Any failure kills every task made so far (kstate is their subreaper, so
+//! it reaps them all) and closes what it opened: nothing is left behind.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::image::format::{fd_kind, vma_kind, Ref};
+use crate::image::reader::{FdView, MmView, Object, PipeView, TaskCoreView, TaskView, VmaView};
+use crate::image::{Image, ImageSource};
+use crate::objects::{core as task_core, vma};
+use crate::procfs;
+use crate::sys::{self, ptrace};
+
+/// How long the tasks may take to report ready, and to stop.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct RestartOptions {
+    pub image: PathBuf,
+    /// Do not wait for the root (`--restore-detached`).
+    pub detached: bool,
+    /// Write the root's pid here (`--pidfile`).
+    pub pidfile: Option<PathBuf>,
+}
+
+/// Why a restart failed; each names the task, file or capability.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    #[error(transparent)]
+    Open(#[from] crate::image::source::OpenError),
+    #[error("{path}: {source}")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: crate::image::FormatError,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("pid {pid} is already taken (by {comm:?}): cannot restore task {pid}")]
+    PidTaken { pid: i32, comm: String },
+    #[error("{path}: {what}")]
+    File { path: String, what: String },
+    #[error("restart needs {cap}: {why}")]
+    Capability {
+        cap: &'static str,
+        why: &'static str,
+    },
+    #[error("task {pid}: {step}: {source}")]
+    Task {
+        pid: i32,
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("task {pid}: {what}")]
+    Restore { pid: i32, what: String },
+    #[error(transparent)]
+    Object(#[from] crate::objects::ObjectError),
+    #[error("the tasks did not all report ready within {0} s")]
+    Timeout(u64),
+}
+
+fn task_err(pid: i32, step: impl Into<String>) -> impl FnOnce(io::Error) -> RestartError {
+    let step = step.into();
+    move |source| RestartError::Task { pid, step, source }
+}
+
+/// One task of the plan, with everything the image says of it.
+pub struct TaskPlan<'a> {
+    pub task: TaskView<'a>,
+    pub id: u32,
+    pub pid: i32,
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    pub core: Option<TaskCoreView<'a>>,
+    pub mm: Option<MmView<'a>>,
+    pub vmas: Vec<VmaView<'a>>,
+    pub fds: Vec<FdView<'a>>,
+}
+
+/// The validated image, arranged for restoring.
+pub struct Plan<'a> {
+    pub tasks: Vec<TaskPlan<'a>>,
+    pub pipes: HashMap<u32, PipeView<'a>>,
+}
+
+/// Builds the plan; refuses what this version cannot restore.
+pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
+    let mut tasks: Vec<TaskPlan<'a>> = Vec::new();
+    let mut by_id: HashMap<u32, usize> = HashMap::new();
+    let mut pipes = HashMap::new();
+    let unsupported = |s: String| RestartError::Unsupported(s);
+    let fmt = |e| RestartError::Unsupported(format!("image: {e}"));
+    for (id, obj) in img.objects() {
+        let obj = obj.map_err(fmt)?;
+        let owner = |r: Ref| by_id.get(&r.id.get()).copied();
+        match obj {
+            Object::Task(t) => {
+                let pid = t.pid() as i32;
+                if t.rec.threads.get() != 1 {
+                    return Err(unsupported(format!(
+                        "task {pid} has {} threads: restoring threads is not supported yet",
+                        t.rec.threads.get()
+                    )));
+                }
+                if t.nspid.len() != 1 {
+                    return Err(unsupported(format!(
+                        "task {pid} lives in a pid namespace of its own: restoring namespaces comes with a later version"
+                    )));
+                }
+                if let Object::Nsproxy(np) = img.resolve(t.rec.nsproxy).map_err(fmt)? {
+                    for (field, r, _) in np.refs() {
+                        let ns = img.resolve(r).map_err(fmt)?;
+                        if !ns.ns_common().is_some_and(|c| c.is_external()) {
+                            return Err(unsupported(format!(
+                                "task {pid}: its {field} namespace is the tree's own: restoring namespaces comes with a later version"
+                            )));
+                        }
+                    }
+                }
+                let parent = t.rec.parent.id().and_then(|p| by_id.get(&p).copied());
+                let me = tasks.len();
+                if let Some(p) = parent {
+                    tasks[p].children.push(me);
+                }
+                by_id.insert(id, me);
+                tasks.push(TaskPlan {
+                    task: t,
+                    id,
+                    pid,
+                    parent,
+                    children: Vec::new(),
+                    core: None,
+                    mm: None,
+                    vmas: Vec::new(),
+                    fds: Vec::new(),
+                });
+            }
+            Object::TaskCore(c) => {
+                if let Some(i) = owner(c.rec.task) {
+                    tasks[i].core = Some(c);
+                }
+            }
+            Object::Mm(m) => {
+                if let Some(i) = owner(m.rec.task) {
+                    tasks[i].mm = Some(m);
+                }
+            }
+            Object::Vma(v) => {
+                if let Some(i) = owner(v.rec.task) {
+                    tasks[i].vmas.push(v);
+                }
+            }
+            Object::Fd(f) => {
+                if let Some(i) = owner(f.rec.task) {
+                    tasks[i].fds.push(f);
+                }
+            }
+            Object::Pipe(p) => {
+                pipes.insert(id, p);
+            }
+            _ => {}
+        }
+    }
+    if tasks.is_empty() {
+        return Err(unsupported("the image holds no task".into()));
+    }
+    for t in &tasks {
+        if t.core.is_none() || t.mm.is_none() {
+            return Err(unsupported(format!(
+                "task {}: the image has no task state (it was made by a kstate that recorded only namespaces)",
+                t.pid
+            )));
+        }
+    }
+    Ok(Plan { tasks, pipes })
+}
+
+fn cap_eff() -> u64 {
+    procfs::read(Path::new("/proc/self/status"))
+        .ok()
+        .and_then(|s| {
+            let v = procfs::field(&s, b"CapEff")?;
+            u64::from_str_radix(std::str::from_utf8(v).ok()?, 16).ok()
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_CHECKPOINT_RESTORE: u32 = 40;
+
+/// Everything that can be checked before the first change to the system.
+pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
+    let caps = cap_eff();
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    if !has(CAP_SYS_ADMIN) && !has(CAP_CHECKPOINT_RESTORE) {
+        return Err(RestartError::Capability {
+            cap: "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN",
+            why: "clone3 with set_tid (the same pids) and PR_SET_MM_MAP need it",
+        });
+    }
+    if !has(CAP_SYS_PTRACE) {
+        return Err(RestartError::Capability {
+            cap: "CAP_SYS_PTRACE",
+            why: "kstate rebuilds each task through ptrace",
+        });
+    }
+    let threads = procfs::read(Path::new("/proc/self/status"))
+        .ok()
+        .and_then(|s| procfs::field(&s, b"Threads").and_then(procfs::parse_u32));
+    if threads != Some(1) {
+        return Err(RestartError::Unsupported(
+            "restart must run in a single-threaded process".into(),
+        ));
+    }
+    for t in &plan.tasks {
+        let dir = procfs::pid_path(t.pid, "comm");
+        if let Ok(comm) = std::fs::read(&dir) {
+            return Err(RestartError::PidTaken {
+                pid: t.pid,
+                comm: procfs::show(procfs::trim(&comm)),
+            });
+        }
+        for f in &t.fds {
+            if f.rec.kind.get() == fd_kind::REGULAR {
+                check_identity(f.path, f.rec.dev.get(), f.rec.ino.get())?;
+            }
+            if f.rec.kind.get() == fd_kind::INHERITED {
+                let fd = f.rec.fd.get() as RawFd;
+                if !sys::fd_is_open(fd) {
+                    return Err(RestartError::File {
+                        path: format!("fd {fd}"),
+                        what: format!(
+                            "task {} inherits fd {fd} ({}), but kstate has no fd {fd} to give it",
+                            t.pid,
+                            procfs::show(f.path)
+                        ),
+                    });
+                }
+            }
+        }
+        for v in &t.vmas {
+            if v.kind() == vma_kind::FILE {
+                check_identity(v.path, v.rec.dev.get(), v.rec.ino.get())?;
+            }
+        }
+    }
+    vma::check_special_sizes(plan)?;
+    Ok(())
+}
+
+fn check_identity(path: &[u8], dev: u64, ino: u64) -> Result<(), RestartError> {
+    let p = os_path(path);
+    let shown = procfs::show(path);
+    match std::fs::metadata(p) {
+        Err(e) => Err(RestartError::File {
+            path: shown,
+            what: format!("is gone ({e})"),
+        }),
+        Ok(m) if m.ino() != ino || m.dev() != dev && !is_map_dev_match(dev, m.dev()) => {
+            Err(RestartError::File {
+                path: shown,
+                what: format!(
+                    "is not the file that was checkpointed (inode {} now, {ino} then)",
+                    m.ino()
+                ),
+            })
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// /proc/PID/maps shows devices as major:minor, fstat as dev_t: compare as
+/// (major, minor).
+fn is_map_dev_match(a: u64, b: u64) -> bool {
+    let split = |d: u64| (libc::major(d), libc::minor(d));
+    split(a) == split(b)
+}
+
+fn os_path(b: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A descriptor kstate holds for a task: installed as `target` in `task`.
+struct Resource {
+    task: usize,
+    target: RawFd,
+    cloexec: bool,
+    fd: OwnedFd,
+}
+
+/// The descriptors kstate opens for the tasks, all above every target.
+struct Resources {
+    base: RawFd,
+    ready_r: OwnedFd,
+    ready_w: OwnedFd,
+    hold_r: OwnedFd,
+    /// Held open so that the tasks block in read(2) rather than see EOF.
+    _hold_w: OwnedFd,
+    list: Vec<Resource>,
+}
+
+fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    sys::dup_above(fd.as_raw_fd(), min)
+}
+
+fn open_resources(plan: &Plan<'_>) -> Result<Resources, RestartError> {
+    let top = plan
+        .tasks
+        .iter()
+        .flat_map(|t| t.fds.iter().map(|f| f.rec.fd.get() as RawFd))
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let base = top + 16;
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| task_err(0, "pipe2")(io::Error::from(e)))
+    };
+    let (ready_r, ready_w) = pipe()?;
+    let (hold_r, hold_w) = pipe()?;
+    let up = |fd: OwnedFd| dup_above(&fd, base).map_err(task_err(0, "F_DUPFD"));
+    let (ready_r, ready_w, hold_r, hold_w) = (up(ready_r)?, up(ready_w)?, up(hold_r)?, up(hold_w)?);
+    let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
+    let mut list = Vec::new();
+    for (ti, t) in plan.tasks.iter().enumerate() {
+        for f in &t.fds {
+            let r = &f.rec;
+            let target = r.fd.get() as RawFd;
+            let flags = r.flags.get() as i32;
+            let show = procfs::show(f.path);
+            let fd: OwnedFd = match r.kind.get() {
+                fd_kind::REGULAR | fd_kind::DEVICE => {
+                    let path = os_path(f.path);
+                    let acc = flags & libc::O_ACCMODE;
+                    let file = std::fs::OpenOptions::new()
+                        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+                        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+                        .custom_flags(
+                            flags
+                                & (libc::O_APPEND
+                                    | libc::O_NONBLOCK
+                                    | libc::O_DIRECT
+                                    | libc::O_NOATIME),
+                        )
+                        .open(path)
+                        .map_err(|e| RestartError::File {
+                            path: show.clone(),
+                            what: format!("cannot open it again for task {}: {e}", t.pid),
+                        })?;
+                    if r.kind.get() == fd_kind::REGULAR {
+                        let m = file.metadata().map_err(task_err(t.pid, "fstat"))?;
+                        if m.ino() != r.ino.get() {
+                            return Err(RestartError::File {
+                                path: show,
+                                what: "changed between the checks and the restart".into(),
+                            });
+                        }
+                        nix::unistd::lseek(&file, r.pos.get() as i64, nix::unistd::Whence::SeekSet)
+                            .map_err(|e| {
+                                task_err(t.pid, format!("lseek fd {target}"))(io::Error::from(e))
+                            })?;
+                    }
+                    file.into()
+                }
+                fd_kind::PIPE_READ | fd_kind::PIPE_WRITE => {
+                    let pid_ref = r.pipe.id.get();
+                    let (pr, pw) = match pipes.entry(pid_ref) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let view = plan.pipes.get(&pid_ref).ok_or_else(|| {
+                                RestartError::Unsupported(format!(
+                                    "task {}: fd {target}: pipe record {pid_ref} missing",
+                                    t.pid
+                                ))
+                            })?;
+                            e.insert(
+                                make_pipe(view)
+                                    .map_err(task_err(t.pid, format!("pipe for fd {target}")))?,
+                            )
+                        }
+                    };
+                    let end = if r.kind.get() == fd_kind::PIPE_READ {
+                        pr
+                    } else {
+                        pw
+                    };
+                    end.try_clone().map_err(task_err(t.pid, "dup pipe end"))?
+                }
+                fd_kind::INHERITED => sys::dup_above(target, base)
+                    .map_err(task_err(t.pid, format!("inherit fd {target}")))?,
+                other => {
+                    return Err(RestartError::Unsupported(format!(
+                        "task {}: fd {target} of unknown kind {other}",
+                        t.pid
+                    )))
+                }
+            };
+            list.push(Resource {
+                task: ti,
+                target,
+                cloexec: flags & libc::O_CLOEXEC != 0,
+                fd: dup_above(&fd, base).map_err(task_err(t.pid, "F_DUPFD"))?,
+            });
+        }
+    }
+    Ok(Resources {
+        base,
+        ready_r,
+        ready_w,
+        hold_r,
+        _hold_w: hold_w,
+        list,
+    })
+}
+
+fn make_pipe(view: &PipeView<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    sys::pipe::set_capacity(&w, view.rec.capacity.get())?;
+    let mut off = 0;
+    while off < view.data.len() {
+        off += nix::unistd::write(&w, &view.data[off..])?;
+    }
+    Ok((r, w))
+}
+
+/// Kills every task made so far, unless disarmed; kstate is their
+/// subreaper, so it reaps them all.
+struct Cleanup {
+    pids: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &pid in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match nix::sys::wait::waitpid(
+                None,
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
+            ) {
+                Err(nix::errno::Errno::ECHILD) => break,
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                _ => {}
+            }
+        }
+        log::debug!("restart: cleaned up {} tasks", self.pids.len());
+    }
+}
+
+/// What each restorer child runs: it never returns.
+fn restorer_child(plan: &Plan<'_>, res: &Resources, me: usize) -> ! {
+    let code = match restorer_setup(plan, res, me) {
+        Ok(()) => {
+            // Blocks here until kstate takes over through ptrace.
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(res.hold_r.as_fd(), &mut b);
+            1
+        }
+        Err(msg) => {
+            let _ = nix::unistd::write(
+                res.ready_w.as_fd(),
+                format!("E{} {msg}\n", plan.tasks[me].pid).as_bytes(),
+            );
+            1
+        }
+    };
+    sys::clone::exit_now(code)
+}
+
+fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), String> {
+    let t = &plan.tasks[me];
+    let me_pid = nix::unistd::getpid().as_raw();
+    if me_pid != t.pid {
+        return Err(format!("got pid {me_pid}"));
+    }
+    let (pgid, sid) = (t.task.nspgid[0].get() as i32, t.task.nssid[0].get() as i32);
+    if sid == t.pid {
+        nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    } else if pgid == t.pid {
+        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+            .map_err(|e| format!("setpgid: {e}"))?;
+    } else if nix::unistd::getpgrp().as_raw() != pgid {
+        nix::unistd::setpgid(
+            nix::unistd::Pid::from_raw(0),
+            nix::unistd::Pid::from_raw(pgid),
+        )
+        .map_err(|e| format!("setpgid {pgid}: {e}"))?;
+    }
+    for &c in &t.children {
+        match sys::clone::fork_with_pids(0, &[plan.tasks[c].pid]) {
+            Ok(0) => restorer_child(plan, res, c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("clone3 of child {}: {e}", plan.tasks[c].pid)),
+        }
+    }
+    // Files: put ours at their numbers, close everything else below the
+    // base, then everything above it but the ready and hold pipes.
+    let mut targets: Vec<RawFd> = Vec::new();
+    for r in res.list.iter().filter(|r| r.task == me) {
+        let flags = if r.cloexec {
+            nix::fcntl::OFlag::O_CLOEXEC
+        } else {
+            nix::fcntl::OFlag::empty()
+        };
+        sys::dup3(r.fd.as_raw_fd(), r.target, flags.bits())
+            .map_err(|e| format!("dup3 to fd {}: {e}", r.target))?;
+        targets.push(r.target);
+    }
+    for fd in 0..res.base {
+        if !targets.contains(&fd) {
+            let _ = sys::clone::close_range(fd as u32, fd as u32);
+        }
+    }
+    let keep = [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()];
+    for fd in res.base..res.base + 4 + res.list.len() as RawFd + 64 {
+        if !keep.contains(&fd) {
+            let _ = sys::clone::close_range(fd as u32, fd as u32);
+        }
+    }
+    let core = t.core.as_ref().ok_or("no core")?;
+    let cwd = os_path(core.cwd);
+    std::env::set_current_dir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        core.rec.umask.get(),
+    ));
+    nix::unistd::write(res.ready_w.as_fd(), format!("R{}\n", t.pid).as_bytes())
+        .map_err(|e| format!("ready: {e}"))?;
+    Ok(())
+}
+
+/// Waits for a "ready" line from every task.
+fn wait_ready(res: &Resources, n: usize, cleanup: &mut Cleanup) -> Result<(), RestartError> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut buf = Vec::new();
+    let mut ready = 0;
+    let mut chunk = [0u8; 4096];
+    while ready < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RestartError::Timeout(READY_TIMEOUT.as_secs()));
+        }
+        if !sys::poll_in(res.ready_r.as_raw_fd(), left).map_err(task_err(0, "poll"))? {
+            continue;
+        }
+        let k = nix::unistd::read(res.ready_r.as_fd(), &mut chunk)
+            .map_err(|e| task_err(0, "read ready")(io::Error::from(e)))?;
+        buf.extend_from_slice(&chunk[..k]);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let (tag, rest) = line.split_at(1.min(line.len()));
+            let mut words = rest.splitn(2, ' ');
+            let pid: i32 = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if tag == "R" {
+                cleanup.pids.push(pid);
+                ready += 1;
+            } else {
+                return Err(RestartError::Restore {
+                    pid,
+                    what: words.next().unwrap_or("failed").to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seize_stopped(pid: i32) -> Result<(), RestartError> {
+    ptrace::seize(pid).map_err(task_err(pid, "PTRACE_SEIZE"))?;
+    ptrace::interrupt(pid).map_err(task_err(pid, "PTRACE_INTERRUPT"))?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match ptrace::wait(pid, true).map_err(task_err(pid, "waitpid"))? {
+            Some(ptrace::Stop::Event { .. }) | Some(ptrace::Stop::Signal(_)) => return Ok(()),
+            Some(other) => {
+                return Err(RestartError::Restore {
+                    pid,
+                    what: format!("died while being restored: {other:?}"),
+                })
+            }
+            None if Instant::now() > deadline => {
+                return Err(RestartError::Timeout(READY_TIMEOUT.as_secs()))
+            }
+            None => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
+}
+
+/// Rebuilds one stopped restorer task into the checkpointed one: address
+/// space, then core, then (after the injection session) the registers.
+fn restore_task(img: &Image<'_>, t: &TaskPlan<'_>, close: [RawFd; 2]) -> Result<(), RestartError> {
+    let pid = t.pid;
+    let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
+        pid,
+        what: "no core record".into(),
+    })?;
+    let mut inj = sys::inject::Injector::new(pid).map_err(|e| RestartError::Restore {
+        pid,
+        what: e.to_string(),
+    })?;
+    let ierr = |e: sys::inject::InjectError| RestartError::Restore {
+        pid,
+        what: e.to_string(),
+    };
+    let scratch = vma::restore(img, t, &mut inj)?;
+    for fd in close {
+        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+            .map_err(ierr)?;
+    }
+    task_core::restore(pid, core, &mut inj, scratch)?;
+    inj.call(
+        "munmap",
+        libc::SYS_munmap,
+        [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
+    )
+    .map_err(ierr)?;
+    inj.finish().map_err(ierr)?;
+    task_core::restore_registers(pid, core)?;
+    Ok(())
+}
+
+/// Restarts the tree of `opts.image`. Returns the root's exit code when
+/// waiting for it, 0 when detached.
+pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
+    let src = ImageSource::open(&opts.image)?;
+    let img = Image::parse(src.bytes()).map_err(|source| RestartError::Format {
+        path: opts.image.clone(),
+        source,
+    })?;
+    let plan = plan(&img)?;
+    preflight(&plan)?;
+    let res = open_resources(&plan)?;
+    sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
+    let mut cleanup = Cleanup {
+        pids: Vec::new(),
+        armed: true,
+    };
+    let root = plan.tasks[0].pid;
+    match sys::clone::fork_with_pids(0, &[root]) {
+        Ok(0) => restorer_child(&plan, &res, 0),
+        Ok(_) => cleanup.pids.push(root),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            return Err(RestartError::PidTaken {
+                pid: root,
+                comm: "a task that appeared after the checks".into(),
+            })
+        }
+        Err(e) => return Err(task_err(root, "clone3 with set_tid")(e)),
+    }
+    wait_ready(&res, plan.tasks.len(), &mut cleanup)?;
+    cleanup.pids.sort_unstable();
+    cleanup.pids.dedup();
+    for t in &plan.tasks {
+        seize_stopped(t.pid)?;
+    }
+    for t in &plan.tasks {
+        log::debug!("restore: task {}", t.pid);
+        restore_task(&img, t, [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()])?;
+        log::debug!("restore: task {} ready", t.pid);
+    }
+    for t in &plan.tasks {
+        ptrace::detach(t.pid, 0).map_err(task_err(t.pid, "PTRACE_DETACH"))?;
+    }
+    drop(res);
+    cleanup.armed = false;
+    if let Some(p) = &opts.pidfile {
+        std::fs::write(p, format!("{root}\n")).map_err(|e| RestartError::File {
+            path: p.display().to_string(),
+            what: format!("cannot write the pidfile: {e}"),
+        })?;
+    }
+    log::info!("restart: {} tasks running, root {root}", plan.tasks.len());
+    if opts.detached {
+        return Ok(0);
+    }
+    wait_root(root)
+}
+
+/// Waits for the root, reaping orphans meanwhile; returns its exit code
+/// (128 + signal when killed, as shells do).
+fn wait_root(root: i32) -> Result<i32, RestartError> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == root => return Ok(code),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == root => {
+                return Ok(128 + sig as i32)
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(task_err(root, "waitpid")(io::Error::from(e))),
+        }
+    }
+}

@@ -1,0 +1,591 @@
+//! The core of a task: registers (general and extended), signal mask,
+//! handlers and pending signals, sigaltstack, itimers, credentials,
+//! capabilities, rlimits, personality, umask, cwd and root.
+
+use serde_json::{json, Map, Value};
+
+use super::namespace::ref_json;
+use super::{files, proc_err, ObjectError};
+use crate::image::reader::TaskCoreView;
+use crate::procfs;
+
+pub fn describe(c: &TaskCoreView<'_>, out: &mut Map<String, Value>) {
+    let r = &c.rec;
+    out.insert("task".into(), ref_json(r.task));
+    let regs: Vec<String> = r.regs.iter().map(|w| format!("{:#x}", w.get())).collect();
+    out.insert("regs".into(), json!(regs));
+    out.insert("xstate_len".into(), json!(c.xstate.len()));
+    out.insert("sigmask".into(), json!(format!("{:#x}", r.sigmask.get())));
+    out.insert("flags".into(), json!(r.flags.get()));
+    out.insert(
+        "uids".into(),
+        json!(r.uids.iter().map(|u| u.get()).collect::<Vec<_>>()),
+    );
+    out.insert(
+        "gids".into(),
+        json!(r.gids.iter().map(|u| u.get()).collect::<Vec<_>>()),
+    );
+    out.insert(
+        "groups".into(),
+        json!(c.groups.iter().map(|u| u.get()).collect::<Vec<_>>()),
+    );
+    out.insert(
+        "caps".into(),
+        json!(r
+            .caps
+            .iter()
+            .map(|c| format!("{:#x}", c.get()))
+            .collect::<Vec<_>>()),
+    );
+    out.insert(
+        "rlimits".into(),
+        json!(r
+            .rlimits
+            .iter()
+            .map(|l| [l[0].get(), l[1].get()])
+            .collect::<Vec<_>>()),
+    );
+    out.insert(
+        "itimers".into(),
+        json!(r
+            .itimers
+            .iter()
+            .map(|t| t.map(|v| v.get()))
+            .collect::<Vec<_>>()),
+    );
+    out.insert(
+        "altstack".into(),
+        json!([
+            format!("{:#x}", r.altstack_sp.get()),
+            r.altstack_size.get(),
+            r.altstack_flags.get()
+        ]),
+    );
+    out.insert("personality".into(), json!(r.personality.get()));
+    out.insert("umask".into(), json!(format!("{:o}", r.umask.get())));
+    let handlers: Vec<Value> = c
+        .sigactions
+        .iter()
+        .map(|s| {
+            json!({
+                "signo": s.signo.get(),
+                "handler": format!("{:#x}", s.handler.get()),
+                "flags": format!("{:#x}", s.flags.get()),
+                "restorer": format!("{:#x}", s.restorer.get()),
+                "mask": format!("{:#x}", s.mask.get()),
+            })
+        })
+        .collect();
+    out.insert("sigactions".into(), json!(handlers));
+    let pending: Vec<Value> = c
+        .pending
+        .iter()
+        .map(|p| {
+            let signo =
+                i32::from_le_bytes([p.siginfo[0], p.siginfo[1], p.siginfo[2], p.siginfo[3]]);
+            json!({"signo": signo, "shared": p.shared.get() != 0})
+        })
+        .collect();
+    out.insert("pending".into(), json!(pending));
+    out.insert("cwd".into(), json!(procfs::show(c.cwd)));
+    out.insert("root".into(), json!(procfs::show(c.root)));
+}
+
+/// What /proc tells of a task's identity and limits (the rest of the core
+/// comes from ptrace and injected system calls).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcCore {
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    pub groups: Vec<u32>,
+    /// Inheritable, permitted, effective, bounding, ambient.
+    pub caps: [u64; 5],
+    pub no_new_privs: bool,
+    pub seccomp: u32,
+    pub umask: u32,
+    pub personality: u32,
+    /// Soft and hard, u64::MAX for unlimited, in RLIMIT_* order.
+    pub rlimits: [[u64; 2]; 16],
+    pub cwd: Vec<u8>,
+    pub root: Vec<u8>,
+}
+
+fn ids4(status: &[u8], key: &[u8]) -> Option<[u32; 4]> {
+    let v = procfs::parse_u32_list(procfs::field(status, key)?)?;
+    v.try_into().ok()
+}
+
+fn hex64(s: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
+/// Parses /proc/PID/limits: fixed columns (name 26 bytes, soft and hard 21
+/// bytes each), in RLIMIT_* order after a header line.
+pub fn parse_limits(text: &[u8]) -> Option<[[u64; 2]; 16]> {
+    let mut out = [[0u64; 2]; 16];
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|l| !l.is_empty());
+    for slot in out.iter_mut() {
+        let line = lines.next()?;
+        let col = |a: usize, b: usize| {
+            procfs::trim(line.get(a..b.min(line.len()))?)
+                .to_vec()
+                .into()
+        };
+        let value = |v: Option<Vec<u8>>| -> Option<u64> {
+            let v = v?;
+            if v == b"unlimited" {
+                Some(u64::MAX)
+            } else {
+                procfs::parse_u64(&v)
+            }
+        };
+        *slot = [value(col(26, 47))?, value(col(47, 68))?];
+    }
+    Some(out)
+}
+
+/// Reads the /proc part of task `pid`'s core.
+pub fn collect_proc(pid: i32) -> Result<ProcCore, ObjectError> {
+    let path = procfs::pid_path(pid, "status");
+    let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+    let bad = |field| ObjectError::ProcParse {
+        pid,
+        path: path.clone(),
+        field,
+    };
+    let uids = ids4(&status, b"Uid").ok_or_else(|| bad("Uid"))?;
+    let gids = ids4(&status, b"Gid").ok_or_else(|| bad("Gid"))?;
+    let groups = procfs::field(&status, b"Groups")
+        .and_then(procfs::parse_u32_list)
+        .ok_or_else(|| bad("Groups"))?;
+    let mut caps = [0u64; 5];
+    for (slot, key) in caps
+        .iter_mut()
+        .zip(["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"])
+    {
+        *slot = procfs::field(&status, key.as_bytes())
+            .and_then(hex64)
+            .ok_or_else(|| bad("Cap*"))?;
+    }
+    let no_new_privs = procfs::field(&status, b"NoNewPrivs") == Some(b"1");
+    let seccomp = procfs::field(&status, b"Seccomp")
+        .and_then(procfs::parse_u32)
+        .unwrap_or(0);
+    let umask = procfs::field(&status, b"Umask")
+        .and_then(|u| u32::from_str_radix(std::str::from_utf8(u).ok()?, 8).ok())
+        .ok_or_else(|| bad("Umask"))?;
+    let ppath = procfs::pid_path(pid, "personality");
+    let personality = procfs::read(&ppath)
+        .ok()
+        .and_then(|p| u32::from_str_radix(std::str::from_utf8(procfs::trim(&p)).ok()?, 16).ok())
+        .ok_or_else(|| ObjectError::ProcParse {
+            pid,
+            path: ppath.clone(),
+            field: "personality",
+        })?;
+    let lpath = procfs::pid_path(pid, "limits");
+    let limits = procfs::read(&lpath).map_err(proc_err(pid, &lpath))?;
+    let rlimits = parse_limits(&limits).ok_or_else(|| ObjectError::ProcParse {
+        pid,
+        path: lpath.clone(),
+        field: "limits",
+    })?;
+    Ok(ProcCore {
+        uids,
+        gids,
+        groups,
+        caps,
+        no_new_privs,
+        seccomp,
+        umask,
+        personality,
+        rlimits,
+        cwd: files::task_path(pid, "cwd")?,
+        root: files::task_path(pid, "root")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_table() {
+        let text = std::fs::read("/proc/self/limits").unwrap();
+        let l = parse_limits(&text).expect("parses");
+        // RLIMIT_NOFILE is index 7 and never unlimited.
+        assert!(l[7][0] > 0 && l[7][0] != u64::MAX);
+        assert!(l[7][0] <= l[7][1]);
+        assert_eq!(parse_limits(b"Limit\nMax cpu time"), None);
+    }
+
+    #[test]
+    fn own_core() {
+        let c = collect_proc(std::process::id() as i32).unwrap();
+        assert_eq!(
+            c.cwd,
+            std::env::current_dir()
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        );
+    }
+}
+
+// ---- collect (ptrace and injected calls), dump, restore ----
+
+use std::io::Write;
+
+use zerocopy::little_endian::{I64, U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::image::format::{
+    task_core_flags, PendingSignal, Sigaction, TaskCoreRecord, USER_REGS_WORDS,
+};
+use crate::image::{ImageWriter, Kind, Ref};
+use crate::sys::inject::{Injector, KernelSigaction};
+use crate::sys::{ptrace, regs};
+
+/// Everything of a task's core, as collected.
+#[derive(Clone, Debug)]
+pub struct CoreInfo {
+    pub regs: [u64; USER_REGS_WORDS],
+    pub in_syscall: bool,
+    pub xstate: Vec<u8>,
+    pub sigmask: u64,
+    pub sigactions: Vec<(u32, KernelSigaction)>,
+    /// (shared, siginfo)
+    pub pending: Vec<(bool, [u8; 128])>,
+    pub itimers: [[i64; 4]; 3],
+    pub altstack: (u64, u64, i32),
+    pub brk: u64,
+    pub rseq: ptrace::RseqConfig,
+    pub proc: ProcCore,
+}
+
+/// `user_regs_struct` as words, in its field order.
+pub fn regs_to_words(r: &libc::user_regs_struct) -> [u64; USER_REGS_WORDS] {
+    [
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
+    ]
+}
+
+/// The inverse of [`regs_to_words`].
+pub fn regs_from_words(w: &[u64; USER_REGS_WORDS]) -> libc::user_regs_struct {
+    libc::user_regs_struct {
+        r15: w[0],
+        r14: w[1],
+        r13: w[2],
+        r12: w[3],
+        rbp: w[4],
+        rbx: w[5],
+        r11: w[6],
+        r10: w[7],
+        r9: w[8],
+        r8: w[9],
+        rax: w[10],
+        rcx: w[11],
+        rdx: w[12],
+        rsi: w[13],
+        rdi: w[14],
+        orig_rax: w[15],
+        rip: w[16],
+        cs: w[17],
+        eflags: w[18],
+        rsp: w[19],
+        ss: w[20],
+        fs_base: w[21],
+        gs_base: w[22],
+        ds: w[23],
+        es: w[24],
+        fs: w[25],
+        gs: w[26],
+    }
+}
+
+fn inj_err(pid: i32) -> impl FnOnce(crate::sys::inject::InjectError) -> ObjectError {
+    move |e| ObjectError::Task {
+        pid,
+        what: e.to_string(),
+    }
+}
+
+fn regs_err(pid: i32) -> impl FnOnce(regs::RegsError) -> ObjectError {
+    move |e| ObjectError::Task {
+        pid,
+        what: e.to_string(),
+    }
+}
+
+/// Collects the core of frozen task `pid` through `inj` (an injection
+/// session on it) and /proc.
+pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
+    let saved = *inj.saved_regs();
+    let in_syscall = regs::SyscallState::of(&saved).in_syscall();
+    let xstate = regs::get_xstate(pid).map_err(regs_err(pid))?;
+    let sigmask = regs::get_sigmask(pid).map_err(regs_err(pid))?;
+    let mut sigactions = Vec::new();
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let raw = inj.get_sigaction(sig).map_err(inj_err(pid))?;
+        let sa = KernelSigaction::from_raw(&raw);
+        if sa.handler != 0 || sa.flags != 0 || sa.mask != 0 {
+            sigactions.push((sig as u32, sa));
+        }
+    }
+    let mut itimers = [[0i64; 4]; 3];
+    for (which, slot) in itimers.iter_mut().enumerate() {
+        let t = inj.get_itimer(which as i32).map_err(inj_err(pid))?;
+        *slot = [
+            t.it_interval.tv_sec,
+            t.it_interval.tv_usec,
+            t.it_value.tv_sec,
+            t.it_value.tv_usec,
+        ];
+    }
+    let alt = inj.get_sigaltstack().map_err(inj_err(pid))?;
+    let brk = inj.get_brk().map_err(inj_err(pid))?;
+    let mut pending = Vec::new();
+    for shared in [false, true] {
+        let infos = ptrace::peek_siginfo(pid, shared).map_err(|e| ObjectError::Task {
+            pid,
+            what: format!("PTRACE_PEEKSIGINFO: {e}"),
+        })?;
+        pending.extend(infos.into_iter().map(|i| (shared, i)));
+    }
+    let rseq = ptrace::rseq_config(pid).map_err(|e| ObjectError::Task {
+        pid,
+        what: format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}"),
+    })?;
+    let proc = collect_proc(pid)?;
+    if proc.seccomp != 0 {
+        return Err(ObjectError::Unsupported {
+            pid,
+            object: "a seccomp filter".into(),
+        });
+    }
+    log::debug!(
+        "collect: task {pid} core: in_syscall {in_syscall}, {} handlers, {} pending, xstate {} bytes",
+        sigactions.len(),
+        pending.len(),
+        xstate.len()
+    );
+    Ok(CoreInfo {
+        regs: regs_to_words(&saved),
+        in_syscall,
+        xstate,
+        sigmask,
+        sigactions,
+        pending,
+        itimers,
+        altstack: (alt.sp, alt.size, alt.flags),
+        brk,
+        rseq,
+        proc,
+    })
+}
+
+pub fn dump<W: Write>(w: &mut ImageWriter<W>, task: Ref, c: &CoreInfo) -> Result<Ref, ObjectError> {
+    let p = &c.proc;
+    let mut flags = 0;
+    if c.in_syscall {
+        flags |= task_core_flags::IN_SYSCALL;
+    }
+    if p.no_new_privs {
+        flags |= task_core_flags::NO_NEW_PRIVS;
+    }
+    let rec = TaskCoreRecord {
+        task,
+        regs: c.regs.map(U64::new),
+        sigmask: U64::new(c.sigmask),
+        flags: U32::new(flags),
+        personality: U32::new(p.personality),
+        umask: U32::new(p.umask),
+        securebits: U32::ZERO,
+        uids: p.uids.map(U32::new),
+        gids: p.gids.map(U32::new),
+        caps: p.caps.map(U64::new),
+        rlimits: p.rlimits.map(|l| l.map(U64::new)),
+        itimers: c.itimers.map(|t| t.map(I64::new)),
+        altstack_sp: U64::new(c.altstack.0),
+        altstack_size: U64::new(c.altstack.1),
+        altstack_flags: U32::new(c.altstack.2 as u32),
+        xstate_len: U32::new(c.xstate.len() as u32),
+        groups: U32::new(p.groups.len() as u32),
+        sigactions: U32::new(c.sigactions.len() as u32),
+        pending: U32::new(c.pending.len() as u32),
+        cwd_len: U32::new(p.cwd.len() as u32),
+        root_len: U32::new(p.root.len() as u32),
+        reserved: U32::ZERO,
+        rseq_abi: U64::new(c.rseq.abi_pointer),
+        rseq_len: U32::new(c.rseq.abi_size),
+        rseq_sig: U32::new(c.rseq.signature),
+    };
+    let groups: Vec<U32> = p.groups.iter().map(|&g| U32::new(g)).collect();
+    let sas: Vec<Sigaction> = c
+        .sigactions
+        .iter()
+        .map(|(signo, sa)| Sigaction {
+            signo: U32::new(*signo),
+            reserved: U32::ZERO,
+            handler: U64::new(sa.handler),
+            flags: U64::new(sa.flags),
+            restorer: U64::new(sa.restorer),
+            mask: U64::new(sa.mask),
+        })
+        .collect();
+    let pending: Vec<PendingSignal> = c
+        .pending
+        .iter()
+        .map(|(shared, info)| PendingSignal {
+            shared: U32::new(*shared as u32),
+            reserved: U32::ZERO,
+            siginfo: *info,
+        })
+        .collect();
+    w.push(
+        Kind::TaskCore,
+        &rec,
+        &[
+            &c.xstate,
+            groups.as_bytes(),
+            sas.as_bytes(),
+            pending.as_bytes(),
+            &p.cwd,
+            &p.root,
+        ],
+    )
+    .map_err(ObjectError::Write)
+}
+
+/// Puts back the core of a restored task through `inj`, with `scratch` (at
+/// least a page) as buffer; registers, mask and extended state are set by
+/// [`restore_registers`] once the injection session is over.
+pub fn restore(
+    pid: i32,
+    c: &TaskCoreView<'_>,
+    inj: &mut Injector,
+    scratch: u64,
+) -> Result<(), ObjectError> {
+    let r = &c.rec;
+    let call = |inj: &mut Injector, name: &'static str, nr: i64, args: [u64; 6]| {
+        inj.call(name, nr, args).map_err(inj_err(pid))
+    };
+    let put =
+        |inj: &mut Injector, bytes: &[u8]| inj.write_mem(scratch, bytes).map_err(inj_err(pid));
+    for sa in c.sigactions {
+        let raw = [
+            sa.handler.get(),
+            sa.flags.get(),
+            sa.restorer.get(),
+            sa.mask.get(),
+        ];
+        put(inj, raw.as_bytes())?;
+        call(
+            inj,
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [sa.signo.get() as u64, scratch, 0, 8, 0, 0],
+        )?;
+    }
+    for (which, t) in r.itimers.iter().enumerate() {
+        let v = t.map(|x| x.get());
+        if v != [0; 4] {
+            put(inj, v.as_bytes())?;
+            call(
+                inj,
+                "setitimer",
+                libc::SYS_setitimer,
+                [which as u64, scratch, 0, 0, 0, 0],
+            )?;
+        }
+    }
+    let alt_flags = r.altstack_flags.get() as i32;
+    if alt_flags & libc::SS_DISABLE == 0 && r.altstack_size.get() != 0 {
+        // SS_ONSTACK is a state, not a setting.
+        let flags = (alt_flags & !libc::SS_ONSTACK) as u32 as u64;
+        put(
+            inj,
+            [r.altstack_sp.get(), flags, r.altstack_size.get()].as_bytes(),
+        )?;
+        call(
+            inj,
+            "sigaltstack",
+            libc::SYS_sigaltstack,
+            [scratch, 0, 0, 0, 0, 0],
+        )?;
+    }
+    call(
+        inj,
+        "personality",
+        libc::SYS_personality,
+        [r.personality.get() as u64, 0, 0, 0, 0, 0],
+    )?;
+    for p in c.pending {
+        put(inj, &p.siginfo)?;
+        let signo =
+            i32::from_le_bytes([p.siginfo[0], p.siginfo[1], p.siginfo[2], p.siginfo[3]]) as u64;
+        if p.shared.get() != 0 {
+            call(
+                inj,
+                "rt_sigqueueinfo",
+                libc::SYS_rt_sigqueueinfo,
+                [pid as u64, signo, scratch, 0, 0, 0],
+            )?;
+        } else {
+            call(
+                inj,
+                "rt_tgsigqueueinfo",
+                libc::SYS_rt_tgsigqueueinfo,
+                [pid as u64, pid as u64, signo, scratch, 0, 0],
+            )?;
+        }
+    }
+    // Credentials last: after them the task may lack the right to the rest.
+    let (uids, gids) = (r.uids.map(|u| u.get()), r.gids.map(|g| g.get()));
+    if uids != [0; 4] || gids != [0; 4] || !c.groups.is_empty() {
+        let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
+        put(inj, groups.as_bytes())?;
+        call(
+            inj,
+            "setgroups",
+            libc::SYS_setgroups,
+            [groups.len() as u64, scratch, 0, 0, 0, 0],
+        )?;
+        call(
+            inj,
+            "setresgid",
+            libc::SYS_setresgid,
+            [gids[0] as u64, gids[1] as u64, gids[2] as u64, 0, 0, 0],
+        )?;
+        call(
+            inj,
+            "setresuid",
+            libc::SYS_setresuid,
+            [uids[0] as u64, uids[1] as u64, uids[2] as u64, 0, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
+/// The last step of a task's restore, after the injection session: the
+/// signal mask, the registers (adjusted to resume or restart an interrupted
+/// system call) and the extended state.
+pub fn restore_registers(pid: i32, c: &TaskCoreView<'_>) -> Result<(), ObjectError> {
+    let words = c.rec.regs.map(|w| w.get());
+    let saved = regs_from_words(&words);
+    let resume = regs::regs_for_resume(&saved);
+    regs::set_sigmask(pid, c.rec.sigmask.get()).map_err(regs_err(pid))?;
+    regs::set_regs(pid, &resume).map_err(regs_err(pid))?;
+    if !c.xstate.is_empty() {
+        regs::set_xstate(pid, c.xstate).map_err(regs_err(pid))?;
+    }
+    Ok(())
+}

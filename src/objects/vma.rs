@@ -1,0 +1,511 @@
+//! The image side of a task's memory: the mm and vma records (dump,
+//! describe, restore). Collection from the live task is in `mm.rs`.
+
+use serde_json::{json, Map, Value};
+
+use super::namespace::ref_json;
+use crate::image::reader::{MmView, VmaView};
+
+pub fn describe_mm(m: &MmView<'_>, out: &mut Map<String, Value>) {
+    let r = &m.rec;
+    out.insert("task".into(), ref_json(r.task));
+    for (k, v) in [
+        ("start_code", r.start_code),
+        ("end_code", r.end_code),
+        ("start_data", r.start_data),
+        ("end_data", r.end_data),
+        ("start_brk", r.start_brk),
+        ("brk", r.brk),
+        ("start_stack", r.start_stack),
+        ("arg_start", r.arg_start),
+        ("arg_end", r.arg_end),
+        ("env_start", r.env_start),
+        ("env_end", r.env_end),
+    ] {
+        out.insert(k.into(), json!(format!("{:#x}", v.get())));
+    }
+    out.insert("auxv_words".into(), json!(m.auxv.len()));
+    out.insert("exe".into(), json!(crate::procfs::show(m.exe)));
+}
+
+pub fn describe_vma(v: &VmaView<'_>, out: &mut Map<String, Value>) {
+    let r = &v.rec;
+    out.insert("task".into(), ref_json(r.task));
+    out.insert("start".into(), json!(format!("{:#x}", r.start.get())));
+    out.insert("end".into(), json!(format!("{:#x}", r.end.get())));
+    out.insert("prot".into(), json!(r.prot.get()));
+    out.insert("shared".into(), json!(v.shared()));
+    out.insert("vma_kind".into(), json!(v.kind()));
+    out.insert("pgoff".into(), json!(r.pgoff.get()));
+    out.insert("path".into(), json!(crate::procfs::show(v.path)));
+    out.insert(
+        "pages".into(),
+        json!(v.runs.iter().map(|r| r.pages.get()).sum::<u64>()),
+    );
+    out.insert("extent".into(), ref_json(r.pages));
+}
+
+// ---- dump ----
+
+use std::io::Write;
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::IntoBytes;
+
+use super::mm::{MmInfo, VmaKind};
+use super::ObjectError;
+use crate::image::format::{vma_flags, vma_kind, MmRecord, PageRunRecord, VmaRecord};
+use crate::image::{ImageWriter, Kind, Ref};
+
+fn kind_code(k: VmaKind) -> u32 {
+    match k {
+        VmaKind::Anon => vma_kind::ANON,
+        VmaKind::File => vma_kind::FILE,
+        VmaKind::Heap => vma_kind::HEAP,
+        VmaKind::Stack => vma_kind::STACK,
+        VmaKind::Vdso => vma_kind::VDSO,
+        VmaKind::Vvar => vma_kind::VVAR,
+        VmaKind::VvarVclock => vma_kind::VVAR_VCLOCK,
+        VmaKind::Vsyscall => vma_kind::VSYSCALL,
+        // Refused at collection; never dumped.
+        VmaKind::SharedAnon | VmaKind::Other => vma_kind::ANON,
+    }
+}
+
+/// Refuses memory kstate cannot restore yet, naming the task and mapping.
+pub fn check_supported(pid: i32, mm: &MmInfo) -> Result<(), ObjectError> {
+    for v in &mm.vmas {
+        let what = match v.kind {
+            VmaKind::SharedAnon => "shared anonymous memory",
+            VmaKind::Other => "a special mapping kstate does not know",
+            VmaKind::File if v.path.ends_with(b" (deleted)") => "a mapping of a deleted file",
+            VmaKind::File if v.shared && v.prot & libc::PROT_WRITE as u32 != 0 => {
+                "a shared writable file mapping"
+            }
+            _ => continue,
+        };
+        return Err(ObjectError::Unsupported {
+            pid,
+            object: format!(
+                "memory {:#x}-{:#x} ({}): {what}",
+                v.start,
+                v.end,
+                crate::procfs::show(&v.path)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Dumps task `task`'s mm record, then each mapping (its pages first, as an
+/// extent, so the mapping's record can refer back to them).
+pub fn dump<W: Write>(
+    w: &mut ImageWriter<W>,
+    task: Ref,
+    pid: i32,
+    mm: &MmInfo,
+    brk: u64,
+) -> Result<u64, ObjectError> {
+    let rec = MmRecord {
+        task,
+        start_code: U64::new(mm.start_code),
+        end_code: U64::new(mm.end_code),
+        start_data: U64::new(mm.start_data),
+        end_data: U64::new(mm.end_data),
+        start_brk: U64::new(mm.start_brk),
+        brk: U64::new(brk),
+        start_stack: U64::new(mm.start_stack),
+        arg_start: U64::new(mm.arg_start),
+        arg_end: U64::new(mm.arg_end),
+        env_start: U64::new(mm.env_start),
+        env_end: U64::new(mm.env_end),
+        auxv_words: U32::new(mm.auxv.len() as u32),
+        exe_len: U32::new(mm.exe.len() as u32),
+    };
+    let auxv: Vec<U64> = mm.auxv.iter().map(|&x| U64::new(x)).collect();
+    w.push(Kind::Mm, &rec, &[auxv.as_bytes(), &mm.exe])
+        .map_err(ObjectError::Write)?;
+    let page = crate::sys::page_size() as u64;
+    let mut total = 0;
+    for (i, v) in mm.vmas.iter().enumerate() {
+        let runs: Vec<_> = mm
+            .runs
+            .iter()
+            .filter(|(vi, _)| *vi == i)
+            .map(|(_, r)| *r)
+            .collect();
+        let bytes: u64 = runs.iter().map(|r| r.pages * page).sum();
+        let pages = if runs.is_empty() {
+            Ref::UNDEF
+        } else {
+            let mut data = Vec::with_capacity(bytes as usize);
+            let tagged: Vec<_> = runs.iter().map(|r| (i, *r)).collect();
+            super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
+                data.extend_from_slice(chunk);
+                Ok(())
+            })
+            .map_err(|e| ObjectError::Unsupported {
+                pid,
+                object: format!("memory {:#x}-{:#x}: {e}", v.start, v.end),
+            })?;
+            total += data.len() as u64;
+            w.push_extent(task, &data).map_err(ObjectError::Write)?
+        };
+        let rec = VmaRecord {
+            task,
+            pages,
+            start: U64::new(v.start),
+            end: U64::new(v.end),
+            pgoff: U64::new(v.pgoff),
+            dev: U64::new(v.dev),
+            ino: U64::new(v.ino),
+            prot: U32::new(v.prot),
+            flags: U32::new(
+                (kind_code(v.kind) << vma_flags::KIND_SHIFT)
+                    | if v.shared { vma_flags::SHARED } else { 0 },
+            ),
+            path_len: U32::new(v.path.len() as u32),
+            runs: U32::new(runs.len() as u32),
+        };
+        let rr: Vec<PageRunRecord> = runs
+            .iter()
+            .map(|r| PageRunRecord {
+                start: U64::new(r.start),
+                pages: U64::new(r.pages),
+            })
+            .collect();
+        w.push(Kind::Vma, &rec, &[&v.path, rr.as_bytes()])
+            .map_err(ObjectError::Write)?;
+    }
+    log::debug!(
+        "dump: task {pid}: {} mappings, {total} bytes of pages",
+        mm.vmas.len()
+    );
+    Ok(total)
+}
+
+// ---- restore ----
+
+use crate::image::reader::Image;
+use crate::kstate::restart::{Plan, TaskPlan};
+use crate::sys::inject::Injector;
+
+/// Bytes of scratch memory a restore uses in each task.
+pub const SCRATCH_LEN: u64 = 64 * 1024;
+const SPECIALS: [u32; 3] = [vma_kind::VDSO, vma_kind::VVAR, vma_kind::VVAR_VCLOCK];
+
+fn special_kind(k: VmaKind) -> Option<u32> {
+    match k {
+        VmaKind::Vdso => Some(vma_kind::VDSO),
+        VmaKind::Vvar => Some(vma_kind::VVAR),
+        VmaKind::VvarVclock => Some(vma_kind::VVAR_VCLOCK),
+        _ => None,
+    }
+}
+
+fn own_specials(pid: i32) -> Result<Vec<(u32, u64, u64)>, ObjectError> {
+    let path = crate::procfs::pid_path(pid, "maps");
+    let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
+    Ok(maps
+        .split(|&b| b == b'\n')
+        .filter_map(super::mm::parse_maps_line)
+        .filter_map(|v| special_kind(v.kind).map(|k| (k, v.start, v.end)))
+        .collect())
+}
+
+/// The special mappings (vdso, vvar, vvar_vclock) of the image must be the
+/// same sizes, in the same relative places, as this kernel's.
+pub fn check_special_sizes(plan: &Plan<'_>) -> Result<(), crate::kstate::restart::RestartError> {
+    let mine = own_specials(std::process::id() as i32)
+        .map_err(|e| crate::kstate::restart::RestartError::Unsupported(e.to_string()))?;
+    for t in &plan.tasks {
+        let saved: Vec<(u32, u64, u64)> = t
+            .vmas
+            .iter()
+            .filter(|v| SPECIALS.contains(&v.kind()))
+            .map(|v| (v.kind(), v.rec.start.get(), v.rec.end.get()))
+            .collect();
+        if saved.is_empty() {
+            continue;
+        }
+        let same = saved.len() == mine.len()
+            && saved.iter().all(|(k, s, e)| {
+                mine.iter().any(|(mk, ms, me)| {
+                    mk == k
+                        && me - ms == e - s
+                        && ms.wrapping_sub(mine[0].1) == s.wrapping_sub(saved[0].1)
+                })
+            });
+        if !same {
+            return Err(crate::kstate::restart::RestartError::Unsupported(format!(
+                "task {}: its vdso/vvar mappings {saved:x?} do not match this kernel's {mine:x?}",
+                t.pid
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// A page-aligned range of `len` bytes clear of every range in `avoid`.
+fn free_range(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
+    let step = 1u64 << 30;
+    (1..0x7f00u64)
+        .map(|k| k * step)
+        .find(|&c| avoid.iter().all(|&r| !overlaps((c, c + len), r)))
+}
+
+/// Rebuilds task `t`'s address space through `inj`; returns the address of
+/// a scratch area of [`SCRATCH_LEN`] bytes left mapped for the next steps
+/// (the caller unmaps it).
+pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<u64, ObjectError> {
+    let pid = t.pid;
+    let err = |what: String| ObjectError::Task { pid, what };
+    let ierr = |e: crate::sys::inject::InjectError| ObjectError::Task {
+        pid,
+        what: e.to_string(),
+    };
+    let path = crate::procfs::pid_path(pid, "maps");
+    let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
+    let current: Vec<super::mm::Vma> = maps
+        .split(|&b| b == b'\n')
+        .filter_map(super::mm::parse_maps_line)
+        .collect();
+    let saved: Vec<(u64, u64)> = t
+        .vmas
+        .iter()
+        .map(|v| (v.rec.start.get(), v.rec.end.get()))
+        .collect();
+
+    // 0. The restorer's rseq area (glibc's, in its TLS) is about to go: the
+    // kernel would fault writing to it on the next return to user space.
+    let rseq = crate::sys::ptrace::rseq_config(pid)
+        .map_err(|e| err(format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}")))?;
+    if rseq.abi_pointer != 0 {
+        const RSEQ_FLAG_UNREGISTER: u64 = 1;
+        inj.call(
+            "rseq (unregister)",
+            libc::SYS_rseq,
+            [
+                rseq.abi_pointer,
+                rseq.abi_size as u64,
+                RSEQ_FLAG_UNREGISTER,
+                rseq.signature as u64,
+                0,
+                0,
+            ],
+        )
+        .map_err(ierr)?;
+    }
+    // 1. Everything of the restorer's but the special mappings goes.
+    for v in current
+        .iter()
+        .filter(|v| special_kind(v.kind).is_none() && v.kind != VmaKind::Vsyscall)
+    {
+        log::debug!(
+            "restore: task {pid}: unmap {:#x}-{:#x} {}",
+            v.start,
+            v.end,
+            crate::procfs::show(&v.path)
+        );
+        inj.call(
+            "munmap",
+            libc::SYS_munmap,
+            [v.start, v.end - v.start, 0, 0, 0, 0],
+        )
+        .map_err(ierr)?;
+    }
+    // 2. The special mappings move, as one block (vdso code finds vvar at a
+    // fixed distance), through a free area, to their saved addresses.
+    let cur_sp: Vec<(u32, u64, u64)> = current
+        .iter()
+        .filter_map(|v| special_kind(v.kind).map(|k| (k, v.start, v.end)))
+        .collect();
+    let saved_sp: Vec<(u32, u64, u64)> = t
+        .vmas
+        .iter()
+        .filter(|v| SPECIALS.contains(&v.kind()))
+        .map(|v| (v.kind(), v.rec.start.get(), v.rec.end.get()))
+        .collect();
+    if !saved_sp.is_empty() && !cur_sp.is_empty() {
+        let lo = cur_sp.iter().map(|s| s.1).min().unwrap_or(0);
+        let hi = cur_sp.iter().map(|s| s.2).max().unwrap_or(0);
+        let slo = saved_sp.iter().map(|s| s.1).min().unwrap_or(0);
+        let mut avoid = saved.clone();
+        avoid.push((lo, hi));
+        let tmp = free_range(hi - lo, &avoid)
+            .ok_or_else(|| err("no free room to move the vdso through".into()))?;
+        let vdso_off = cur_sp
+            .iter()
+            .find(|s| s.0 == vma_kind::VDSO)
+            .map(|s| inj.syscall_ip().wrapping_sub(s.1));
+        for stage in [(lo, tmp), (tmp, slo)] {
+            for &(k, s, e) in &cur_sp {
+                let from = s - lo + stage.0;
+                let to = s - lo + stage.1;
+                if from == to {
+                    continue;
+                }
+                let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
+                let r = inj
+                    .call(
+                        "mremap",
+                        libc::SYS_mremap,
+                        [from, e - s, e - s, flags, to, 0],
+                    )
+                    .map_err(ierr)?;
+                if r != to {
+                    return Err(err(format!(
+                        "mremap of special mapping {k} landed at {r:#x}, not {to:#x}"
+                    )));
+                }
+                if k == vma_kind::VDSO {
+                    if let Some(off) = vdso_off {
+                        inj.set_syscall_ip(to + off);
+                    }
+                }
+            }
+        }
+    }
+    // 3. A scratch area clear of every saved mapping.
+    let mut avoid = saved.clone();
+    avoid.extend(saved_sp.iter().map(|s| (s.1, s.2)));
+    let scratch = free_range(SCRATCH_LEN, &avoid)
+        .ok_or_else(|| err("no free room for a scratch area".into()))?;
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let got = inj
+        .call(
+            "mmap",
+            libc::SYS_mmap,
+            [scratch, SCRATCH_LEN, prot, anon, u64::MAX, 0],
+        )
+        .map_err(ierr)?;
+    if got != scratch {
+        return Err(err(format!("scratch landed at {got:#x}")));
+    }
+    // Opens `path` inside the task; returns the fd.
+    let open_in = |inj: &mut Injector, path: &[u8], flags: i32| -> Result<u64, ObjectError> {
+        let mut p = path.to_vec();
+        p.push(0);
+        inj.write_mem(scratch, &p).map_err(ierr)?;
+        inj.call(
+            "open",
+            libc::SYS_open,
+            [scratch, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0, 0],
+        )
+        .map_err(ierr)
+    };
+    // 4. Each saved mapping, then its pages.
+    let page = img.header().page_size.get() as u64;
+    for v in t
+        .vmas
+        .iter()
+        .filter(|v| !SPECIALS.contains(&v.kind()) && v.kind() != vma_kind::VSYSCALL)
+    {
+        let (start, len) = (v.rec.start.get(), v.rec.end.get() - v.rec.start.get());
+        let prot = v.rec.prot.get() as u64;
+        let got = if v.kind() == vma_kind::FILE {
+            let flags = if v.shared() {
+                libc::MAP_SHARED
+            } else {
+                libc::MAP_PRIVATE
+            } | libc::MAP_FIXED;
+            let fd = open_in(inj, v.path, libc::O_RDONLY)?;
+            let r = inj.call(
+                "mmap",
+                libc::SYS_mmap,
+                [start, len, prot, flags as u64, fd, v.rec.pgoff.get()],
+            );
+            inj.call("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])
+                .map_err(ierr)?;
+            r.map_err(ierr)?
+        } else {
+            let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
+            inj.call(
+                "mmap",
+                libc::SYS_mmap,
+                [start, len, prot, flags, u64::MAX, 0],
+            )
+            .map_err(ierr)?
+        };
+        if got != start {
+            return Err(err(format!("mapping {start:#x} landed at {got:#x}")));
+        }
+        if let Some(id) = v.rec.pages.id() {
+            let Ok(crate::image::reader::Object::Extent(e)) = img.object(id) else {
+                return Err(err(format!(
+                    "mapping {start:#x}: its pages (record {id}) are not an extent"
+                )));
+            };
+            let mut off = 0usize;
+            for run in v.runs {
+                let n = (run.pages.get() * page) as usize;
+                let data = e
+                    .data
+                    .get(off..off + n)
+                    .ok_or_else(|| err(format!("mapping {start:#x}: extent {id} too short")))?;
+                if inj.write_mem(run.start.get(), data).is_err() {
+                    // PROT_NONE pages cannot be written even by force.
+                    let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+                    inj.call("mprotect", libc::SYS_mprotect, [start, len, rw, 0, 0, 0])
+                        .map_err(ierr)?;
+                    inj.write_mem(run.start.get(), data).map_err(ierr)?;
+                    inj.call("mprotect", libc::SYS_mprotect, [start, len, prot, 0, 0, 0])
+                        .map_err(ierr)?;
+                }
+                off += n;
+            }
+        }
+        log::debug!(
+            "restore: task {pid} mapping {start:#x}-{:#x} {}",
+            start + len,
+            crate::procfs::show(v.path)
+        );
+    }
+    // 5. The mm layout, auxv and exe link in one PR_SET_MM_MAP.
+    let mm = t.mm.as_ref().ok_or_else(|| err("no mm record".into()))?;
+    let m = &mm.rec;
+    let exe_fd = open_in(inj, mm.exe, libc::O_RDONLY)?;
+    let auxv_at = scratch + 256;
+    let auxv: Vec<u64> = mm.auxv.iter().map(|w| w.get()).collect();
+    let mut map: Vec<u64> = [
+        m.start_code,
+        m.end_code,
+        m.start_data,
+        m.end_data,
+        m.start_brk,
+        m.brk,
+        m.start_stack,
+        m.arg_start,
+        m.arg_end,
+        m.env_start,
+        m.env_end,
+    ]
+    .iter()
+    .map(|w| w.get())
+    .collect();
+    map.push(auxv_at);
+    map.push(((exe_fd) << 32) | (auxv.len() as u64 * 8));
+    inj.write_mem(scratch, map.as_bytes()).map_err(ierr)?;
+    inj.write_mem(auxv_at, auxv.as_bytes()).map_err(ierr)?;
+    let r = inj.call(
+        "prctl(PR_SET_MM_MAP)",
+        libc::SYS_prctl,
+        [
+            libc::PR_SET_MM as u64,
+            libc::PR_SET_MM_MAP as u64,
+            scratch,
+            (map.len() * 8) as u64,
+            0,
+            0,
+        ],
+    );
+    inj.call("close", libc::SYS_close, [exe_fd, 0, 0, 0, 0, 0])
+        .map_err(ierr)?;
+    r.map_err(ierr)?;
+    Ok(scratch)
+}

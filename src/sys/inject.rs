@@ -1,0 +1,828 @@
+//! System-call injection into a ptrace-stopped thread: the only way to read
+//! state that has no reader from outside (signal handlers, interval timers,
+//! the alternate signal stack, the program break), and later to rebuild an
+//! address space from inside.
+//!
+//! The thread must be in a ptrace stop of the calling thread, normally the
+//! PTRACE_EVENT_STOP of a PTRACE_SEIZE + PTRACE_INTERRUPT, possibly inside a
+//! blocking system call that the stop interrupted (its registers then show
+//! the call and a restart code, see [`crate::sys::regs::SyscallState`]).
+//!
+//! How one call is made ([`Injector::syscall`]): the saved registers are
+//! reloaded with `rip` on a `syscall` instruction found in the thread's
+//! [vdso], `rax` = the call number, the arguments in rdi, rsi, rdx, r10, r8,
+//! r9, and `orig_rax` = -1 so that the kernel's restart logic, which runs as
+//! the thread leaves its stop, leaves these registers alone. PTRACE_SYSCALL
+//! runs the thread to the syscall-entry stop and again to the syscall-exit
+//! stop, where `rax` holds the result. Syscall stops are told from real
+//! SIGTRAPs by their siginfo (`si_code` SIGTRAP, or SIGTRAP|0x80 with
+//! PTRACE_O_TRACESYSGOOD) and entry from exit by PTRACE_GETEVENTMSG, so the
+//! tracer's options are neither needed nor changed.
+//!
+//! Signals: a signal that reaches the thread while calls are injected stops
+//! it in a signal-delivery stop before its handler could run on the injected
+//! registers. The injector suppresses it, keeps its siginfo, and
+//! [`Injector::finish`] queues it again on the thread (an injected
+//! rt_tgsigqueueinfo(2) on itself, which may keep any `si_code`), so it is
+//! delivered, with its original siginfo, once the thread is let go. The same
+//! holds for the signal of a signal-delivery stop the thread was in when the
+//! injector took it. A signal given to PTRACE_DETACH could not do this: the
+//! kernel ignores it when the thread is in a PTRACE_EVENT_STOP.
+//!
+//! Leaving: [`Injector::finish`] unmaps the scratch memory, restores the
+//! saved registers and puts the thread back into a PTRACE_EVENT_STOP (a
+//! PTRACE_INTERRUPT, then PTRACE_CONT out of the last syscall-exit stop), the
+//! same kind of stop it was taken in. From there the kernel applies its own
+//! restart rule when the thread is detached, exactly as if nothing had been
+//! injected: a read() continues, a nanosleep() continues through
+//! restart_syscall(2) with the time it had left. (Left in a syscall-exit
+//! stop with an -ERESTART… code in `rax`, a thread resumed by PTRACE_CONT
+//! would see that code as its result.)
+//!
+//! Not readable this way: the clear_child_tid address (set_tid_address(2)
+//! only sets it, and returns the caller's tid, not the old address).
+//!
+//! What an injection leaves behind: nothing in the registers, the mappings,
+//! the signal state or the sigmask; the kernel's counters do move (context
+//! switches, VmPeak / VmHWM after the scratch mmap, the mm's sequence count).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+use crate::sys::ptrace::{self, Stop};
+use crate::sys::regs::{self, RegsError, SyscallState};
+
+/// How long the thread may take to reach each stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest [vdso] searched for a `syscall` instruction.
+const VDSO_MAX: u64 = 1 << 20;
+/// PTRACE_EVENTMSG_SYSCALL_ENTRY / _EXIT (`include/uapi/linux/ptrace.h`).
+const EVENTMSG_SYSCALL_ENTRY: libc::c_ulong = 1;
+const EVENTMSG_SYSCALL_EXIT: libc::c_ulong = 2;
+/// The user code segment of a 64-bit task (`__USER_CS`).
+const USER_CS_64: u64 = 0x33;
+/// Size of the kernel's `struct sigaction` on x86_64 (handler, flags,
+/// restorer, mask: 8 bytes each).
+pub const KERNEL_SIGACTION_SIZE: usize = 32;
+
+/// Injection failed: on which thread, at which step.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    #[error(transparent)]
+    Regs(#[from] RegsError),
+    #[error("task {tid}: {step}: {source}")]
+    Ptrace {
+        tid: i32,
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("task {tid}: {step}: {}: {source}", path.display())]
+    Proc {
+        tid: i32,
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("task {tid}: {step}: {len} bytes at {addr:#x}: {source}")]
+    Mem {
+        tid: i32,
+        step: &'static str,
+        addr: u64,
+        len: usize,
+        #[source]
+        source: io::Error,
+    },
+    #[error("task {tid}: no `syscall` instruction found (no executable [vdso], not stopped in a system call)")]
+    NoSyscallInsn { tid: i32 },
+    #[error("task {tid}: not a 64-bit task (cs {cs:#x}); only x86_64 code can be injected")]
+    NotX86_64 { tid: i32, cs: u64 },
+    #[error("task {tid}: {step}: no stop within {secs} s")]
+    Timeout {
+        tid: i32,
+        step: &'static str,
+        secs: u64,
+    },
+    #[error("task {tid} exited during {step} ({how})")]
+    Exited {
+        tid: i32,
+        step: &'static str,
+        how: String,
+    },
+    #[error("task {tid}: {step}: unexpected stop {stop:?}")]
+    UnexpectedStop {
+        tid: i32,
+        step: &'static str,
+        stop: Stop,
+    },
+    #[error("task {tid}: injected {call} failed: {}", io::Error::from_raw_os_error(*errno))]
+    Syscall {
+        tid: i32,
+        call: &'static str,
+        errno: i32,
+    },
+}
+
+/// The raw `siginfo_t` of a signal the injector took over (128 bytes).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct RawSiginfo([u8; 128]);
+
+impl RawSiginfo {
+    fn int_at(&self, off: usize) -> i32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.0[off..off + 4]);
+        i32::from_ne_bytes(b)
+    }
+    fn signo(&self) -> i32 {
+        self.int_at(0)
+    }
+    fn code(&self) -> i32 {
+        self.int_at(8)
+    }
+}
+
+/// The kernel's `struct sigaction` as rt_sigaction(2) returns it on x86_64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSigaction {
+    /// SIG_DFL (0), SIG_IGN (1) or the handler's address.
+    pub handler: u64,
+    /// SA_* flags (SA_RESTORER included).
+    pub flags: u64,
+    pub restorer: u64,
+    /// Bit `n - 1` blocks signal `n` while the handler runs.
+    pub mask: u64,
+}
+
+impl KernelSigaction {
+    /// Splits the raw bytes [`Injector::get_sigaction`] returns.
+    pub fn from_raw(raw: &[u8; KERNEL_SIGACTION_SIZE]) -> KernelSigaction {
+        let w = words::<4>(raw);
+        KernelSigaction {
+            handler: w[0],
+            flags: w[1],
+            restorer: w[2],
+            mask: w[3],
+        }
+    }
+}
+
+/// The alternate signal stack (`stack_t`) as sigaltstack(2) reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AltStack {
+    pub sp: u64,
+    /// SS_DISABLE, SS_ONSTACK, SS_AUTODISARM.
+    pub flags: i32,
+    pub size: u64,
+}
+
+fn words<const N: usize>(b: &[u8]) -> [u64; N] {
+    let mut out = [0u64; N];
+    for (i, w) in out.iter_mut().enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *w = u64::from_ne_bytes(x);
+    }
+    out
+}
+
+/// An injection session on one ptrace-stopped thread. See the module
+/// documentation for the protocol. Use it from the thread that attached.
+pub struct Injector {
+    tid: i32,
+    saved: libc::user_regs_struct,
+    syscall_ip: u64,
+    scratch: Option<(u64, usize)>,
+    /// /proc/TID/mem, opened once.
+    mem: File,
+    /// Signals taken over, in arrival order, with their siginfo.
+    pending: Vec<RawSiginfo>,
+    /// The thread has been resumed (a call was injected).
+    resumed: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injector")
+            .field("tid", &self.tid)
+            .field("syscall_ip", &format_args!("{:#x}", self.syscall_ip))
+            .field("scratch", &self.scratch)
+            .field("pending", &self.pending_signals())
+            .finish()
+    }
+}
+
+fn ptrace_err(tid: i32, step: &'static str) -> impl FnOnce(io::Error) -> InjectError {
+    move |source| InjectError::Ptrace { tid, step, source }
+}
+
+fn check(r: libc::c_long) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// PTRACE_SYSCALL (ptrace(2)): resume until the next syscall entry or exit,
+/// delivering `sig` (0 for none).
+fn ptrace_syscall(tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: PTRACE_SYSCALL takes the signal in data; no memory is passed.
+    check(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0usize, sig as usize) })
+}
+
+/// PTRACE_CONT (ptrace(2)), delivering `sig` (0 for none).
+fn ptrace_cont(tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: PTRACE_CONT takes the signal in data; no memory is passed.
+    check(unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0usize, sig as usize) })
+}
+
+/// PTRACE_GETSIGINFO (ptrace(2)): the siginfo of the current stop.
+fn ptrace_getsiginfo(tid: i32) -> io::Result<RawSiginfo> {
+    let mut info = RawSiginfo([0; 128]);
+    // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) to data,
+    // which points to our 128-byte, 8-aligned buffer.
+    check(unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            tid,
+            0usize,
+            &mut info as *mut RawSiginfo,
+        )
+    })?;
+    Ok(info)
+}
+
+/// PTRACE_GETEVENTMSG (ptrace(2)): for a syscall stop, 1 at entry, 2 at
+/// exit (since Linux 5.3).
+fn ptrace_geteventmsg(tid: i32) -> io::Result<libc::c_ulong> {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: PTRACE_GETEVENTMSG writes one unsigned long to data, which
+    // points to ours.
+    check(unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            tid,
+            0usize,
+            &mut msg as *mut libc::c_ulong,
+        )
+    })?;
+    Ok(msg)
+}
+
+/// Parses a lower-case hexadecimal number of /proc/PID/maps.
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some((acc << 4) | d as u64)
+    })
+}
+
+/// The range of the executable `[vdso]` mapping in a /proc/PID/maps text.
+fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
+    maps.split(|&b| b == b'\n').find_map(|line| {
+        if !procfs::trim(line).ends_with(b"[vdso]") {
+            return None;
+        }
+        let mut w = procfs::words(line);
+        let range = w.next()?;
+        let perms = w.next()?;
+        if perms.get(2) != Some(&b'x') {
+            return None;
+        }
+        let dash = range.iter().position(|&b| b == b'-')?;
+        let start = parse_hex(&range[..dash])?;
+        let end = parse_hex(&range[dash + 1..])?;
+        (end > start).then_some((start, end))
+    })
+}
+
+/// The outcome of waiting for the thread to run one injected call.
+enum Phase {
+    Entry,
+    Exit,
+}
+
+impl Injector {
+    /// Starts a session on `tid`, which must be in a ptrace stop of the
+    /// calling thread: saves its registers, opens its memory and finds a
+    /// `syscall` instruction (in its [vdso], or the one it is stopped in).
+    pub fn new(tid: i32) -> Result<Injector, InjectError> {
+        let saved = regs::get_regs(tid)?;
+        if saved.cs != USER_CS_64 {
+            return Err(InjectError::NotX86_64 { tid, cs: saved.cs });
+        }
+        let path = procfs::pid_path(tid, "mem");
+        let mem = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| InjectError::Proc {
+                tid,
+                step: "open memory",
+                path,
+                source,
+            })?;
+        let mut inj = Injector {
+            tid,
+            saved,
+            syscall_ip: 0,
+            scratch: None,
+            mem,
+            pending: Vec::new(),
+            resumed: false,
+            done: false,
+        };
+        inj.syscall_ip = inj.find_syscall_insn()?;
+        // A thread taken in a signal-delivery stop would lose its signal
+        // when it is resumed for the first call: take it over.
+        let info = ptrace_getsiginfo(tid).map_err(ptrace_err(tid, "PTRACE_GETSIGINFO"))?;
+        let code = info.code();
+        let is_event = code >> 8 != 0;
+        let is_syscall = code == libc::SIGTRAP || code == (libc::SIGTRAP | 0x80);
+        if !is_event && !is_syscall && info.signo() > 0 {
+            log::debug!(
+                "task {tid}: taken in a signal-delivery stop of signal {}",
+                info.signo()
+            );
+            inj.pending.push(info);
+        }
+        log::debug!(
+            "task {tid}: injecting through syscall at {:#x}, stopped {:?}",
+            inj.syscall_ip,
+            SyscallState::of(&saved)
+        );
+        Ok(inj)
+    }
+
+    /// The thread this session works on.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// The registers saved when the session started (restored by `finish`).
+    pub fn saved_regs(&self) -> &libc::user_regs_struct {
+        &self.saved
+    }
+
+    /// Uses the `syscall` instruction at `ip` from now on (after the
+    /// mapping that held the old one moved, e.g. by mremap of [vdso]).
+    pub fn set_syscall_ip(&mut self, ip: u64) {
+        self.syscall_ip = ip;
+    }
+
+    /// The address of the `syscall` instruction the calls go through.
+    pub fn syscall_ip(&self) -> u64 {
+        self.syscall_ip
+    }
+
+    /// Signals the injector took over (arrived while calls were injected,
+    /// or the one of the signal-delivery stop the thread was in): `finish`
+    /// queues them on the thread again, so the caller must NOT also deliver
+    /// them at PTRACE_DETACH.
+    pub fn pending_signals(&self) -> Vec<i32> {
+        self.pending.iter().map(RawSiginfo::signo).collect()
+    }
+
+    fn find_syscall_insn(&self) -> Result<u64, InjectError> {
+        let tid = self.tid;
+        let path = procfs::pid_path(tid, "maps");
+        let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
+            tid,
+            step: "find [vdso]",
+            path,
+            source,
+        })?;
+        if let Some((start, end)) = vdso_range(&maps) {
+            let len = (end - start).min(VDSO_MAX) as usize;
+            let mut code = vec![0u8; len];
+            self.read_mem(start, &mut code)?;
+            if let Some(off) = code.windows(2).position(|w| w == [0x0f, 0x05]) {
+                return Ok(start + off as u64);
+            }
+        }
+        // No vdso (vdso=0): the instruction the thread is stopped after.
+        if SyscallState::of(&self.saved).in_syscall() {
+            let ip = self.saved.rip.wrapping_sub(2);
+            let mut insn = [0u8; 2];
+            if self.read_mem(ip, &mut insn).is_ok() && insn == [0x0f, 0x05] {
+                return Ok(ip);
+            }
+        }
+        Err(InjectError::NoSyscallInsn { tid })
+    }
+
+    /// Reads the thread's memory at `addr` (/proc/TID/mem, which also reads
+    /// pages the thread cannot).
+    pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
+        self.mem
+            .read_exact_at(buf, addr)
+            .map_err(|source| InjectError::Mem {
+                tid: self.tid,
+                step: "read memory",
+                addr,
+                len: buf.len(),
+                source,
+            })
+    }
+
+    /// Writes the thread's memory at `addr` (/proc/TID/mem, which also
+    /// writes read-only pages).
+    pub fn write_mem(&self, addr: u64, buf: &[u8]) -> Result<(), InjectError> {
+        self.mem
+            .write_all_at(buf, addr)
+            .map_err(|source| InjectError::Mem {
+                tid: self.tid,
+                step: "write memory",
+                addr,
+                len: buf.len(),
+                source,
+            })
+    }
+
+    /// Waits (polling, bounded by [`STOP_TIMEOUT`]) for the next stop.
+    fn wait_stop(&self, step: &'static str) -> Result<Stop, InjectError> {
+        let tid = self.tid;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            match ptrace::wait(tid, true) {
+                Ok(Some(Stop::Exited(code))) => {
+                    return Err(InjectError::Exited {
+                        tid,
+                        step,
+                        how: format!("exit status {code}"),
+                    })
+                }
+                Ok(Some(Stop::Killed(sig))) => {
+                    return Err(InjectError::Exited {
+                        tid,
+                        step,
+                        how: format!("killed by signal {sig}"),
+                    })
+                }
+                Ok(Some(stop)) => return Ok(stop),
+                Ok(None) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(source) => return Err(InjectError::Ptrace { tid, step, source }),
+            }
+            if Instant::now() >= deadline {
+                return Err(InjectError::Timeout {
+                    tid,
+                    step,
+                    secs: STOP_TIMEOUT.as_secs(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Resumes with PTRACE_SYSCALL until the next syscall stop, taking over
+    /// any signal that stops the thread on the way.
+    fn run_to_syscall_stop(&mut self, step: &'static str) -> Result<Phase, InjectError> {
+        let tid = self.tid;
+        ptrace_syscall(tid, 0).map_err(ptrace_err(tid, step))?;
+        loop {
+            match self.wait_stop(step)? {
+                Stop::Signal(sig) if sig & 0x7f == libc::SIGTRAP => {
+                    let info =
+                        ptrace_getsiginfo(tid).map_err(ptrace_err(tid, "PTRACE_GETSIGINFO"))?;
+                    let code = info.code();
+                    if code == libc::SIGTRAP || code == (libc::SIGTRAP | 0x80) {
+                        let msg = ptrace_geteventmsg(tid)
+                            .map_err(ptrace_err(tid, "PTRACE_GETEVENTMSG"))?;
+                        return match msg {
+                            EVENTMSG_SYSCALL_ENTRY => Ok(Phase::Entry),
+                            EVENTMSG_SYSCALL_EXIT => Ok(Phase::Exit),
+                            _ => Err(InjectError::UnexpectedStop {
+                                tid,
+                                step,
+                                stop: Stop::Signal(sig),
+                            }),
+                        };
+                    }
+                    self.take_signal(info);
+                }
+                Stop::Signal(_) => {
+                    let info =
+                        ptrace_getsiginfo(tid).map_err(ptrace_err(tid, "PTRACE_GETSIGINFO"))?;
+                    self.take_signal(info);
+                }
+                // A group stop or another trap: let it go on.
+                Stop::Event { sig, event } => {
+                    log::debug!("task {tid}: {step}: event stop {event} (signal {sig}), resuming");
+                }
+                stop @ (Stop::Exited(_) | Stop::Killed(_)) => {
+                    return Err(InjectError::UnexpectedStop { tid, step, stop })
+                }
+            }
+            ptrace_syscall(tid, 0).map_err(ptrace_err(tid, step))?;
+        }
+    }
+
+    fn take_signal(&mut self, info: RawSiginfo) {
+        log::debug!(
+            "task {}: signal {} arrived during injection, held back",
+            self.tid,
+            info.signo()
+        );
+        self.pending.push(info);
+    }
+
+    /// Runs system call `nr` with `args` in the thread and returns its raw
+    /// result (-errno on failure). The thread ends in the call's
+    /// syscall-exit stop.
+    pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
+        let tid = self.tid;
+        let mut r = self.saved;
+        r.rip = self.syscall_ip;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        self.resumed = true;
+        regs::set_regs(tid, &r)?;
+        match self.run_to_syscall_stop("run to injected syscall entry")? {
+            Phase::Entry => {}
+            Phase::Exit => {
+                return Err(InjectError::UnexpectedStop {
+                    tid,
+                    step: "run to injected syscall entry",
+                    stop: Stop::Signal(libc::SIGTRAP),
+                })
+            }
+        }
+        match self.run_to_syscall_stop("run to injected syscall exit")? {
+            Phase::Exit => {}
+            Phase::Entry => {
+                return Err(InjectError::UnexpectedStop {
+                    tid,
+                    step: "run to injected syscall exit",
+                    stop: Stop::Signal(libc::SIGTRAP),
+                })
+            }
+        }
+        let after = regs::get_regs(tid)?;
+        let ret = after.rax as i64;
+        log::debug!("task {tid}: injected syscall {nr} returned {ret}");
+        Ok(ret)
+    }
+
+    /// Like [`Injector::syscall`], with a result in -4095..-1 (-errno)
+    /// turned into [`InjectError::Syscall`] naming `call`.
+    pub fn call(
+        &mut self,
+        call: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<u64, InjectError> {
+        let r = self.syscall(nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(InjectError::Syscall {
+                tid: self.tid,
+                call,
+                errno: (-r) as i32,
+            });
+        }
+        Ok(r as u64)
+    }
+
+    /// An anonymous read-write mapping of at least `len` bytes in the
+    /// thread, made by an injected mmap(2) the first time and reused (made
+    /// again, larger, if `len` grows). `finish` unmaps it.
+    pub fn scratch(&mut self, len: usize) -> Result<u64, InjectError> {
+        let page = crate::sys::page_size();
+        let len = len.max(1).div_ceil(page) * page;
+        if let Some((addr, have)) = self.scratch {
+            if have >= len {
+                return Ok(addr);
+            }
+            self.unmap_scratch()?;
+        }
+        let addr = self.call(
+            "mmap",
+            libc::SYS_mmap,
+            [
+                0,
+                len as u64,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+        )?;
+        self.scratch = Some((addr, len));
+        Ok(addr)
+    }
+
+    fn unmap_scratch(&mut self) -> Result<(), InjectError> {
+        if let Some((addr, len)) = self.scratch {
+            self.call("munmap", libc::SYS_munmap, [addr, len as u64, 0, 0, 0, 0])?;
+            self.scratch = None;
+        }
+        Ok(())
+    }
+
+    /// The disposition of `sig` in the kernel's layout (see
+    /// [`KernelSigaction`]): rt_sigaction(sig, NULL, scratch, 8).
+    pub fn get_sigaction(&mut self, sig: i32) -> Result<[u8; KERNEL_SIGACTION_SIZE], InjectError> {
+        let buf = self.scratch(KERNEL_SIGACTION_SIZE)?;
+        self.call(
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [sig as u64, 0, buf, 8, 0, 0],
+        )?;
+        let mut raw = [0u8; KERNEL_SIGACTION_SIZE];
+        self.read_mem(buf, &mut raw)?;
+        Ok(raw)
+    }
+
+    /// Interval timer `which` (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+    /// getitimer(which, scratch).
+    pub fn get_itimer(&mut self, which: i32) -> Result<libc::itimerval, InjectError> {
+        let buf = self.scratch(32)?;
+        self.call(
+            "getitimer",
+            libc::SYS_getitimer,
+            [which as u64, buf, 0, 0, 0, 0],
+        )?;
+        let mut raw = [0u8; 32];
+        self.read_mem(buf, &mut raw)?;
+        let w = words::<4>(&raw);
+        Ok(libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: w[0] as libc::time_t,
+                tv_usec: w[1] as libc::suseconds_t,
+            },
+            it_value: libc::timeval {
+                tv_sec: w[2] as libc::time_t,
+                tv_usec: w[3] as libc::suseconds_t,
+            },
+        })
+    }
+
+    /// The program break: brk(0), which changes nothing and returns it.
+    pub fn get_brk(&mut self) -> Result<u64, InjectError> {
+        self.call("brk", libc::SYS_brk, [0; 6])
+    }
+
+    /// The alternate signal stack: sigaltstack(NULL, scratch).
+    pub fn get_sigaltstack(&mut self) -> Result<AltStack, InjectError> {
+        let buf = self.scratch(24)?;
+        self.call("sigaltstack", libc::SYS_sigaltstack, [0, buf, 0, 0, 0, 0])?;
+        let mut raw = [0u8; 24];
+        self.read_mem(buf, &mut raw)?;
+        let w = words::<3>(&raw);
+        Ok(AltStack {
+            sp: w[0],
+            flags: w[1] as u32 as i32,
+            size: w[2],
+        })
+    }
+
+    /// Queues the signals taken over on the thread again, with their
+    /// siginfo, all signals blocked meanwhile so that none is delivered (to a
+    /// stop of ours) before the thread is let go. SIGSTOP (which cannot be
+    /// blocked) is sent last, by `requeue_stop`, after the scratch is gone.
+    fn requeue(&mut self) -> Result<Option<u64>, InjectError> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let tid = self.tid;
+        // The thread's own ids, in its own pid namespace. These calls also
+        // take the thread through the kernel's signal code once, which puts
+        // back a mask saved by ppoll/sigsuspend, so that what is read next
+        // is the thread's own mask (PTRACE_SETSIGMASK would drop the saved
+        // one).
+        let tgid = self.call("getpid", libc::SYS_getpid, [0; 6])?;
+        let self_tid = self.call("gettid", libc::SYS_gettid, [0; 6])?;
+        let buf = self.scratch(128)?;
+        let mask = regs::get_sigmask(tid)?;
+        regs::set_sigmask(tid, !0)?;
+        let pending = std::mem::take(&mut self.pending);
+        for info in pending.iter().filter(|i| i.signo() != libc::SIGSTOP) {
+            self.write_mem(buf, &info.0)?;
+            self.call(
+                "rt_tgsigqueueinfo",
+                libc::SYS_rt_tgsigqueueinfo,
+                [tgid, self_tid, info.signo() as u64, buf, 0, 0],
+            )?;
+        }
+        // Kept for pending_signals() and requeue_stop, with any SIGSTOP
+        // (the only signal not blocked now) that arrived meanwhile.
+        let newer = std::mem::replace(&mut self.pending, pending);
+        self.pending.extend(newer);
+        Ok(Some(mask))
+    }
+
+    fn requeue_stop(&mut self) -> Result<(), InjectError> {
+        if self.pending.iter().any(|i| i.signo() == libc::SIGSTOP) {
+            let tgid = self.call("getpid", libc::SYS_getpid, [0; 6])?;
+            let self_tid = self.call("gettid", libc::SYS_gettid, [0; 6])?;
+            self.call(
+                "tgkill",
+                libc::SYS_tgkill,
+                [tgid, self_tid, libc::SIGSTOP as u64, 0, 0, 0],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self) -> Result<(), InjectError> {
+        let tid = self.tid;
+        self.done = true;
+        let mask = self.requeue()?;
+        self.unmap_scratch()?;
+        self.requeue_stop()?;
+        if let Some(mask) = mask {
+            regs::set_sigmask(tid, mask)?;
+        }
+        regs::set_regs(tid, &self.saved)?;
+        // Back into a PTRACE_EVENT_STOP: the thread leaves the syscall-exit
+        // stop, enters the signal code for the pending trap and stops there,
+        // before the kernel's restart logic looks at the restored registers.
+        // The trap comes before any signal is dequeued.
+        let step = "return to an event stop";
+        ptrace::interrupt(tid).map_err(ptrace_err(tid, step))?;
+        ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
+        match self.wait_stop(step)? {
+            Stop::Event { event, .. } if event == libc::PTRACE_EVENT_STOP => Ok(()),
+            stop => Err(InjectError::UnexpectedStop { tid, step, stop }),
+        }
+    }
+
+    /// Ends the session: queues taken-over signals again, unmaps the
+    /// scratch memory, restores the saved registers exactly and leaves the
+    /// thread in a PTRACE_EVENT_STOP, for the caller to detach (with signal
+    /// 0). If nothing was injected, nothing is done.
+    pub fn finish(mut self) -> Result<(), InjectError> {
+        if !self.touched() {
+            self.done = true;
+            return Ok(());
+        }
+        self.restore()
+    }
+
+    /// True when there is something to undo.
+    fn touched(&self) -> bool {
+        self.resumed || !self.pending.is_empty()
+    }
+}
+
+impl Drop for Injector {
+    /// Best effort when `finish` was not called (an error path): the same
+    /// restoration, errors logged.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.touched() {
+            if let Err(e) = self.restore() {
+                log::warn!("task {}: restoring after injection: {e}", self.tid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vdso_in_maps() {
+        let maps = b"55d0c0a00000-55d0c0a01000 r--p 00000000 fd:01 123 /usr/bin/x [vdso]\n\
+7ffd1e7f0000-7ffd1e7f4000 r--p 00000000 00:00 0                          [vvar]\n\
+7ffd1e7f4000-7ffd1e7f6000 r-xp 00000000 00:00 0                          [vdso]\n";
+        // The first line only ends in "[vdso]" as a file name would, but is
+        // not executable.
+        assert_eq!(vdso_range(maps), Some((0x7ffd1e7f4000, 0x7ffd1e7f6000)));
+        assert_eq!(vdso_range(b"garbage [vdso]\n"), None);
+    }
+
+    #[test]
+    fn sigaction_layout() {
+        let mut raw = [0u8; 32];
+        raw[..8].copy_from_slice(&0x401000u64.to_ne_bytes());
+        raw[8..16].copy_from_slice(&0x1400_0000u64.to_ne_bytes());
+        raw[24..].copy_from_slice(&1u64.to_ne_bytes());
+        let s = KernelSigaction::from_raw(&raw);
+        assert_eq!(
+            (s.handler, s.flags, s.restorer, s.mask),
+            (0x401000, 0x1400_0000, 0, 1)
+        );
+    }
+}
