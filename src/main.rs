@@ -54,6 +54,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two images field by field (exit 1 when they differ).
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Also compare the fields that legitimately change between two
+        /// checkpoints of one workload (registers, file positions, …).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Report the kernel features kstate relies on.
     Check {
         /// Print JSON for tools.
@@ -113,6 +122,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { a, b, strict } => {
+            let (sa, sb) = (
+                ImageSource::open(&a).map_err(|e| e.to_string())?,
+                ImageSource::open(&b).map_err(|e| e.to_string())?,
+            );
+            let ia = Image::parse(sa.bytes()).map_err(|e| format!("{}: {e}", a.display()))?;
+            let ib = Image::parse(sb.bytes()).map_err(|e| format!("{}: {e}", b.display()))?;
+            let diffs = kstate::kstate::diff::diff(&ia, &ib, strict).map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            for d in &diffs {
+                text.push_str(&format!("{d}\n"));
+            }
+            write_stdout(&text)?;
+            Ok(if diffs.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Check { json } => {
             let features = check::probe();

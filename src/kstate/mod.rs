@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod diff;
 pub mod freeze;
 pub mod output;
 pub mod registry;

@@ -562,6 +562,11 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             let _ = sys::clone::close_range(fd as u32, fd as u32);
         }
     }
+    // kstate's own signal handlers (the Rust runtime's) do not belong to
+    // the task: back to the defaults; the saved ones are set later.
+    for sig in 1..=64 {
+        sys::clone::reset_signal(sig);
+    }
     let core = t.core.as_ref().ok_or("no core")?;
     let cwd = os_path(core.cwd);
     std::env::set_current_dir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))?;
@@ -652,6 +657,17 @@ fn restore_task(img: &Image<'_>, t: &TaskPlan<'_>, close: [RawFd; 2]) -> Result<
         inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
             .map_err(ierr)?;
     }
+    // The comm (the restorer's is "kstate").
+    let mut comm = [0u8; 16];
+    let c = t.task.comm();
+    comm[..c.len().min(15)].copy_from_slice(&c[..c.len().min(15)]);
+    inj.write_mem(scratch, &comm).map_err(ierr)?;
+    inj.call(
+        "prctl(PR_SET_NAME)",
+        libc::SYS_prctl,
+        [libc::PR_SET_NAME as u64, scratch, 0, 0, 0, 0],
+    )
+    .map_err(ierr)?;
     task_core::restore(pid, core, &mut inj, scratch)?;
     inj.call(
         "munmap",

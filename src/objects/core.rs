@@ -507,21 +507,25 @@ pub fn restore(
             )?;
         }
     }
+    // The alternate stack as it was, or none (the restorer may have one).
     let alt_flags = r.altstack_flags.get() as i32;
-    if alt_flags & libc::SS_DISABLE == 0 && r.altstack_size.get() != 0 {
+    let alt = if alt_flags & libc::SS_DISABLE == 0 && r.altstack_size.get() != 0 {
         // SS_ONSTACK is a state, not a setting.
-        let flags = (alt_flags & !libc::SS_ONSTACK) as u32 as u64;
-        put(
-            inj,
-            [r.altstack_sp.get(), flags, r.altstack_size.get()].as_bytes(),
-        )?;
-        call(
-            inj,
-            "sigaltstack",
-            libc::SYS_sigaltstack,
-            [scratch, 0, 0, 0, 0, 0],
-        )?;
-    }
+        [
+            r.altstack_sp.get(),
+            (alt_flags & !libc::SS_ONSTACK) as u32 as u64,
+            r.altstack_size.get(),
+        ]
+    } else {
+        [0, libc::SS_DISABLE as u64, 0]
+    };
+    put(inj, alt.as_bytes())?;
+    call(
+        inj,
+        "sigaltstack",
+        libc::SYS_sigaltstack,
+        [scratch, 0, 0, 0, 0, 0],
+    )?;
     call(
         inj,
         "personality",

@@ -185,10 +185,13 @@ pub fn describe_fd(f: &FdView<'_>, out: &mut Map<String, Value>) {
     out.insert("pipe".into(), ref_json(f.rec.pipe));
     out.insert("flags".into(), json!(format!("{:#o}", f.rec.flags.get())));
     out.insert("pos".into(), json!(f.rec.pos.get()));
-    out.insert("path".into(), json!(procfs::show(f.path)));
-    out.insert("dev".into(), json!(f.rec.dev.get()));
-    out.insert("ino".into(), json!(f.rec.ino.get()));
-    out.insert("size".into(), json!(f.rec.size.get()));
+    // A pipe end is known by its pipe record; its inode is the pipe's.
+    if f.rec.pipe.is_undef() {
+        out.insert("path".into(), json!(procfs::show(f.path)));
+        out.insert("dev".into(), json!(f.rec.dev.get()));
+        out.insert("ino".into(), json!(f.rec.ino.get()));
+        out.insert("size".into(), json!(f.rec.size.get()));
+    }
 }
 
 // ---- dump ----

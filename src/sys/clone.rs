@@ -82,3 +82,14 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no Rust state.
     unsafe { libc::_exit(code) }
 }
+
+/// rt_sigaction(sig, SIG_DFL): back to the default disposition. Errors (for
+/// SIGKILL, SIGSTOP, out-of-range numbers) are ignored.
+pub fn reset_signal(sig: i32) {
+    let act = [0u64; 4];
+    // SAFETY: `act` is a valid kernel `struct sigaction` (handler SIG_DFL, no
+    // flags, empty mask) of the size passed; no old action is asked for.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), 0usize, 8usize);
+    }
+}
