@@ -21,6 +21,11 @@ pub const LEGIT: &[(&str, &str, &str)] = &[
     ),
     ("*_ns", "ino", "likewise"),
     (
+        "task",
+        "ppid",
+        "the root's parent is outside the tree (now the restarting kstate); inside it, `parent` is compared",
+    ),
+    (
         "task_core",
         "regs",
         "the workload ran: its registers moved on",

@@ -457,3 +457,5 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+pub mod restart;
