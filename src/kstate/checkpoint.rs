@@ -115,12 +115,21 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     namespace::dump_all(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
+    let page = crate::sys::page_size() as u64;
+    let total: u64 = reg
+        .tasks
+        .iter()
+        .filter_map(|t| t.state.as_ref())
+        .map(|s| s.mm.dump_pages() * page)
+        .sum();
+    let mut progress = super::progress::Progress::new("dumping memory", total);
     for t in &reg.tasks {
         if let Some(s) = &t.state {
             core::dump(&mut w, t.image_ref, &s.core)?;
-            vma::dump(&mut w, t.image_ref, t.info.pid, &s.mm, s.core.brk)?;
+            vma::dump(&mut w, t.image_ref, t.info.pid, &s.mm, s.core.brk, &mut progress)?;
         }
     }
+    drop(progress);
     let pipes = files::dump_pipes(&mut w, &reg.pipes)?;
     for t in &reg.tasks {
         if let Some(s) = &t.state {

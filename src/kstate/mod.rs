@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod diff;
 pub mod freeze;
 pub mod output;
+pub mod progress;
 pub mod registry;
 pub mod restart;
 pub mod show;

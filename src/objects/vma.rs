@@ -105,6 +105,7 @@ pub fn dump<W: Write>(
     pid: i32,
     mm: &MmInfo,
     brk: u64,
+    progress: &mut crate::kstate::progress::Progress,
 ) -> Result<u64, ObjectError> {
     let rec = MmRecord {
         task,
@@ -142,6 +143,7 @@ pub fn dump<W: Write>(
             let tagged: Vec<_> = runs.iter().map(|r| (i, *r)).collect();
             super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
                 data.extend_from_slice(chunk);
+                progress.add(chunk.len() as u64);
                 Ok(())
             })
             .map_err(|e| ObjectError::Unsupported {
