@@ -14,6 +14,8 @@ const HEADER_LEN_AT: usize = 12;
 const TRAILER: usize = 32;
 const RECORD_HEADER: usize = 32;
 const INDEX_ENTRY: usize = 16;
+/// Offset of `payload_len` in a record header (the CRC is at 0).
+const PAYLOAD_LEN_AT: usize = 24;
 
 fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
@@ -39,7 +41,7 @@ fn fix_crcs(b: &mut [u8]) -> Option<()> {
     }
     for i in 0..count {
         let off = usize::try_from(u64_at(b, index + i * INDEX_ENTRY)?).ok()?;
-        let plen = usize::try_from(u64_at(b, off.checked_add(16)?)?).ok()?;
+        let plen = usize::try_from(u64_at(b, off.checked_add(PAYLOAD_LEN_AT)?)?).ok()?;
         let start = off.checked_add(RECORD_HEADER)?;
         let Some(payload) = b.get(start..start.saturating_add(plen)) else {
             continue;
@@ -48,7 +50,7 @@ fn fix_crcs(b: &mut [u8]) -> Option<()> {
             continue;
         };
         let crc = h.crc_of(payload);
-        if let Some(dst) = b.get_mut(off + 24..off + 28) {
+        if let Some(dst) = b.get_mut(off..off + 4) {
             dst.copy_from_slice(&crc.to_le_bytes());
         }
     }

@@ -58,6 +58,10 @@ pub struct FileHeader {
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
 #[repr(C)]
 pub struct RecordHeader {
+    /// CRC32 (IEEE) of the rest of the record: this header after this
+    /// field, then the payload. First, so that what it covers is one
+    /// contiguous range of the file; every byte of a record is covered.
+    pub crc: U32,
     /// A [`Kind`] value.
     pub kind: U16,
     /// The record's own version (1 for every kind in format 1.0).
@@ -70,21 +74,16 @@ pub struct RecordHeader {
     pub id: U32,
     /// Record flags: none are defined in v1, so it must be zero.
     pub flags: U32,
-    pub payload_len: U64,
-    /// CRC32 (IEEE) of this header, with this field taken as zero, followed
-    /// by the payload: every byte of a record is covered.
-    pub crc: U32,
     pub reserved: U32,
+    pub payload_len: U64,
 }
 
 impl RecordHeader {
-    /// A CRC state fed this header with `crc` taken as zero: feed it the
+    /// A CRC state fed this header after its `crc` field: feed it the
     /// payload and finalize to get the record's CRC.
     pub fn crc_start(&self) -> crc32fast::Hasher {
-        let mut h = *self;
-        h.crc = U32::ZERO;
         let mut c = crc32fast::Hasher::new();
-        c.update(h.as_bytes());
+        c.update(&self.as_bytes()[4..]);
         c
     }
 
@@ -701,6 +700,7 @@ pub struct FdRecord {
 }
 
 const _: () = {
+    assert!(core::mem::offset_of!(RecordHeader, crc) == 0);
     assert!(core::mem::size_of::<FileHeader>() == 128);
     assert!(core::mem::size_of::<RecordHeader>() == 32);
     assert!(core::mem::size_of::<IndexEntry>() == 16);

@@ -142,7 +142,9 @@ pub enum Object<'a> {
 
 #[derive(Clone, Copy, Debug)]
 pub struct TaskCoreView<'a> {
-    pub rec: TaskCoreRecord,
+    /// Borrowed, not copied: the record is large, and version 1 is its
+    /// first, so every valid one holds at least this much.
+    pub rec: &'a TaskCoreRecord,
     pub xstate: &'a [u8],
     pub groups: &'a [U32],
     pub sigactions: &'a [Sigaction],
@@ -535,7 +537,8 @@ impl<'a> Image<'a> {
                 });
             }
             let payload = &self.bytes[hdr_end as usize..end as usize];
-            let crc = h.crc_of(payload);
+            // The header after its crc field and the payload are contiguous.
+            let crc = crc32fast::hash(&self.bytes[pos as usize + 4..end as usize]);
             if crc != h.crc.get() {
                 return Err(FormatError::RecordCrc {
                     at,
@@ -1172,7 +1175,13 @@ impl<'a> Image<'a> {
                 })
             }
             Kind::TaskCore => {
-                let rec: TaskCoreRecord = load_fixed(raw.fixed);
+                let (rec, _) = TaskCoreRecord::ref_from_prefix(raw.fixed).map_err(|_| {
+                    FormatError::FixedTooShort {
+                        at,
+                        len: raw.fixed.len() as u64,
+                        min: size_of::<TaskCoreRecord>() as u64,
+                    }
+                })?;
                 let xstate = cur.take::<u8>(rec.xstate_len.get() as u64, "xstate_len")?;
                 let groups = cur.take::<U32>(rec.groups.get() as u64, "groups")?;
                 let sigactions =
