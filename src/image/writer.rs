@@ -131,6 +131,47 @@ impl<W: Write> ImageWriter<W> {
         Ok(r)
     }
 
+    /// Writes an extent of `len` bytes streamed by `fill` (through the sink
+    /// it is given), without holding the data in memory. `data_crc` is a
+    /// CRC state fed exactly those bytes beforehand: the record's CRC goes
+    /// in its header, ahead of the data. Fails if `fill` writes another
+    /// number of bytes.
+    pub fn push_extent_streamed(
+        &mut self,
+        owner: Ref,
+        len: u64,
+        data_crc: &crc32fast::Hasher,
+        fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> io::Result<Ref> {
+        let mut fixed = ExtentRecord::new_zeroed();
+        fixed.data_len = U64::new(len);
+        fixed.owner = owner;
+        let fixed = fixed.as_bytes();
+        let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
+        let fixed_end = hdr_end + fixed.len() as u64;
+        let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
+        let total = fixed.len() as u64 + pad + len;
+        let r = self.begin(Kind::Extent, fixed.len(), total, |crc| {
+            crc.update(fixed);
+            crc.update(&ZEROS[..pad as usize]);
+            crc.combine(data_crc);
+        })?;
+        self.put(fixed)?;
+        self.put(&ZEROS[..pad as usize])?;
+        let mut written = 0u64;
+        fill(&mut |chunk: &[u8]| {
+            written += chunk.len() as u64;
+            self.put(chunk)
+        })?;
+        if written != len {
+            return Err(io::Error::other(format!(
+                "extent of {len} bytes announced, {written} written"
+            )));
+        }
+        self.pad_to(RECORD_ALIGN)?;
+        Ok(r)
+    }
+
     fn begin(
         &mut self,
         kind: Kind,

@@ -139,19 +139,53 @@ pub fn dump<W: Write>(
         let pages = if runs.is_empty() {
             Ref::UNDEF
         } else {
-            let mut data = Vec::with_capacity(bytes as usize);
+            // Two passes over the frozen task's memory, through one small
+            // buffer: the first for the CRC (which the record's header
+            // carries, ahead of the data, so that the image streams), the
+            // second to write. The second pass checks the memory did not
+            // change in between.
             let tagged: Vec<_> = runs.iter().map(|r| (i, *r)).collect();
-            super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
-                data.extend_from_slice(chunk);
-                progress.add(chunk.len() as u64);
-                Ok(())
-            })
-            .map_err(|e| ObjectError::Unsupported {
+            let mem_err = |e: super::mm::MmError| ObjectError::Unsupported {
                 pid,
                 object: format!("memory {:#x}-{:#x}: {e}", v.start, v.end),
-            })?;
-            total += data.len() as u64;
-            w.push_extent(task, &data).map_err(ObjectError::Write)?
+            };
+            let mut first = crc32fast::Hasher::new();
+            super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
+                first.update(chunk);
+                Ok(())
+            })
+            .map_err(mem_err)?;
+            let mut second = crc32fast::Hasher::new();
+            let r = w
+                .push_extent_streamed(task, bytes, &first, |sink| {
+                    super::mm::read_pages(pid, &tagged, &mut |addr, chunk| {
+                        second.update(chunk);
+                        progress.add(chunk.len() as u64);
+                        sink(chunk).map_err(|source| super::mm::MmError::Write {
+                            pid,
+                            start: addr,
+                            end: addr + chunk.len() as u64,
+                            source,
+                        })
+                    })
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        super::mm::MmError::Write { source, .. } => source,
+                        other => std::io::Error::other(other.to_string()),
+                    })
+                })
+                .map_err(ObjectError::Write)?;
+            if second.finalize() != first.clone().finalize() {
+                return Err(ObjectError::Task {
+                    pid,
+                    what: format!(
+                        "memory {:#x}-{:#x} changed while it was being dumped",
+                        v.start, v.end
+                    ),
+                });
+            }
+            total += bytes;
+            r
         };
         let rec = VmaRecord {
             task,

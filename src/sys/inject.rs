@@ -454,6 +454,9 @@ impl Injector {
         let tid = self.tid;
         let deadline = Instant::now() + STOP_TIMEOUT;
         let mut pause = Duration::from_micros(20);
+        // An injected call stops again within microseconds: yield first,
+        // and only then back off into sleeps.
+        let mut spins = 0u32;
         loop {
             match ptrace::wait(tid, true) {
                 Ok(Some(Stop::Exited(code))) => {
@@ -481,6 +484,11 @@ impl Injector {
                     step,
                     secs: STOP_TIMEOUT.as_secs(),
                 });
+            }
+            if spins < 1000 {
+                spins += 1;
+                std::thread::yield_now();
+                continue;
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
