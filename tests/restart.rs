@@ -57,3 +57,267 @@ fn counter_carries_on_without_gap_or_repeat() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kstate show --json IMAGE`, parsed.
+fn show(image: &Path) -> serde_json::Value {
+    let out = common::run_kstate(
+        &["show", "--json", image.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "show failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::stdout_json(&out)
+}
+
+/// The objects of kind `kind` in a `show --json` value.
+fn objects<'a>(v: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    v["objects"]
+        .as_array()
+        .map(|a| a.iter().filter(|o| o["kind"] == kind).collect())
+        .unwrap_or_default()
+}
+
+/// True when signal `sig` is pending for `pid` (thread or process-wide).
+fn signal_pending(pid: i32, sig: i32) -> bool {
+    let bit = 1u64 << (sig - 1);
+    ["SigPnd", "ShdPnd"].iter().any(|f| {
+        common::proc_status_field(pid, f)
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & bit != 0)
+    })
+}
+
+/// Waits until every task of the tree at `root` has pointed its fds 0, 1
+/// and 2 at /dev/null (the fixtures do it right after their READY line), so
+/// that no pipe of the test is checkpointed.
+fn wait_quiet(root: i32) {
+    common::wait_for(ms(5000), "the workload to leave the test's pipes", || {
+        common::tree_pids(root).iter().all(|p| {
+            (0..3).all(|fd| {
+                std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
+                    .is_ok_and(|l| l == Path::new("/dev/null"))
+            })
+        })
+    });
+}
+
+/// The whole cycle for workload `name`: start it, `before` (on the live
+/// workload), checkpoint A (the workload is killed), restart from A (same
+/// pid), `after` (on the restored tree), checkpoint B with the tree left
+/// running, `kstate diff A B` must find nothing outside the legit list, then
+/// SIGTERM and the workload's own check must exit 0. Returns A's `show`.
+fn cycle(
+    name: &str,
+    args: &[&str],
+    dir: &Path,
+    before: impl FnOnce(&Reaped),
+    after: impl FnOnce(&Restarted, &[String]),
+) -> serde_json::Value {
+    let mut w = Reaped::start(name, args);
+    wait_quiet(w.root);
+    before(&w);
+    let a = dir.join("a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    let shown = show(&a);
+    let r = Restarted::start(&a, dir);
+    assert_eq!(r.root, w.root, "{name}: same pid after restart");
+    after(&r, &w.extra);
+    let b = dir.join("b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "{name}: second checkpoint differs:\n{text}");
+    let st = r.finish();
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "{name}: the workload's own check (exit status) failed: {st}"
+    );
+    shown
+}
+
+/// Whether the root task of a `show --json` value was stopped inside a
+/// system call.
+fn root_in_syscall(v: &serde_json::Value) -> bool {
+    objects(v, "task_core")[0]["in_syscall"]
+        .as_bool()
+        .expect("task_core.in_syscall")
+}
+
+fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
+#[test]
+fn memory_256mib_keeps_its_checksum() {
+    let dir = scratch("memcheck");
+    let shown = cycle("memcheck", &["256"], &dir, |_| {}, |_, _| {});
+    let pages: u64 = objects(&shown, "vma")
+        .iter()
+        .filter_map(|v| v["pages"].as_u64())
+        .sum();
+    assert!(
+        pages >= 256 * 256,
+        "the image holds only {pages} pages, not the 256 MiB"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn signal_handler_and_pending_blocked_signals() {
+    let dir = scratch("sigpend");
+    let shown = cycle(
+        "sigpend",
+        &[],
+        &dir,
+        |_| {},
+        |r, _| {
+            assert!(
+                signal_pending(r.root, libc::SIGUSR2),
+                "SIGUSR2 is not pending after the restart"
+            );
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(r.root),
+                nix::sys::signal::Signal::SIGUSR1,
+            )
+            .expect("send SIGUSR1");
+            common::wait_for(ms(5000), "the SIGUSR1 handler to run", || {
+                !signal_pending(r.root, libc::SIGUSR1)
+            });
+        },
+    );
+    let core = objects(&shown, "task_core");
+    let pending = core[0]["pending"].as_array().expect("pending list");
+    assert_eq!(pending.len(), 3, "SIGUSR2 and two SIGRTMIN+1: {pending:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pipe_pair_with_bytes_in_flight() {
+    let dir = scratch("pipepair");
+    let shown = cycle(
+        "pipepair",
+        &[],
+        &dir,
+        |_| std::thread::sleep(ms(100)),
+        // Let them exchange for a while after the restart.
+        |_, _| std::thread::sleep(ms(300)),
+    );
+    let in_flight: u64 = objects(&shown, "pipe")
+        .iter()
+        .filter_map(|p| p["in_flight"].as_u64())
+        .sum();
+    assert!(in_flight > 0, "no bytes in flight at the checkpoint");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn asleep_in_nanosleep() {
+    let dir = scratch("sleeper-ns");
+    let shown = cycle(
+        "sleeper",
+        &["nanosleep"],
+        &dir,
+        |_| std::thread::sleep(ms(50)),
+        |_, _| std::thread::sleep(ms(100)),
+    );
+    assert!(root_in_syscall(&shown), "checkpointed outside nanosleep");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn blocked_in_read() {
+    let dir = scratch("sleeper-read");
+    let shown = cycle(
+        "sleeper",
+        &["read"],
+        &dir,
+        |_| std::thread::sleep(ms(50)),
+        |_, extra| {
+            let child: i32 = extra
+                .first()
+                .and_then(|c| c.parse().ok())
+                .expect("the child's pid on the READY line");
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGUSR1,
+            )
+            .expect("send SIGUSR1 to the writer");
+            common::wait_for(ms(5000), "the writer to get SIGUSR1", || {
+                !signal_pending(child, libc::SIGUSR1)
+            });
+            // It writes within 20 ms; the reader wakes at once.
+            std::thread::sleep(ms(200));
+        },
+    );
+    assert!(root_in_syscall(&shown), "checkpointed outside read");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_open_at_an_offset() {
+    let dir = scratch("fileoff");
+    let file = dir.join("data");
+    let shown = cycle(
+        "fileoff",
+        &[file.to_str().unwrap()],
+        &dir,
+        |_| {},
+        |_, _| {},
+    );
+    let pos: Vec<u64> = objects(&shown, "fd")
+        .iter()
+        .filter(|f| f["type"] == "regular")
+        .filter_map(|f| f["pos"].as_u64())
+        .collect();
+    assert_eq!(pos, vec![12345, 40000], "the offsets in the image");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn private_file_mapping_written_to() {
+    let dir = scratch("filemap");
+    let file = dir.join("data");
+    let shown = cycle(
+        "filemap",
+        &[file.to_str().unwrap()],
+        &dir,
+        |_| {},
+        |_, _| {},
+    );
+    let path = file.to_str().unwrap();
+    let mapped: Vec<u64> = objects(&shown, "vma")
+        .iter()
+        .filter(|v| v["path"] == path)
+        .filter_map(|v| v["pages"].as_u64())
+        .collect();
+    assert_eq!(mapped, vec![1], "one private copy of the file mapping");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn avx_registers_survive() {
+    let dir = scratch("avx");
+    let shown = cycle(
+        "avx",
+        &[],
+        &dir,
+        |w| {
+            assert_eq!(
+                w.extra.first().map(String::as_str),
+                Some("1"),
+                "this CPU has AVX-512: the fixture should use it"
+            );
+            std::thread::sleep(ms(100));
+        },
+        |_, _| std::thread::sleep(ms(100)),
+    );
+    assert!(
+        !root_in_syscall(&shown),
+        "checkpointed inside a system call, not in the busy loop"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

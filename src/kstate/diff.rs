@@ -32,6 +32,11 @@ pub const LEGIT: &[(&str, &str, &str)] = &[
     ),
     ("task_core", "itimers", "a running timer counts down"),
     (
+        "task_core",
+        "in_syscall",
+        "where the running workload was stopped (in a system call or in its own code), like regs",
+    ),
+    (
         "vma",
         "extent",
         "record ids of page extents shift when page counts do",

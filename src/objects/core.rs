@@ -16,7 +16,18 @@ pub fn describe(c: &TaskCoreView<'_>, out: &mut Map<String, Value>) {
     out.insert("regs".into(), json!(regs));
     out.insert("xstate_len".into(), json!(c.xstate.len()));
     out.insert("sigmask".into(), json!(format!("{:#x}", r.sigmask.get())));
-    out.insert("flags".into(), json!(r.flags.get()));
+    // Whether the task was stopped inside a system call follows from its
+    // registers (where it happened to be), so it is shown on its own, out
+    // of `flags`, which holds settings (no_new_privs).
+    let flags = r.flags.get();
+    out.insert(
+        "in_syscall".into(),
+        json!(flags & crate::image::format::task_core_flags::IN_SYSCALL != 0),
+    );
+    out.insert(
+        "flags".into(),
+        json!(flags & !crate::image::format::task_core_flags::IN_SYSCALL),
+    );
     out.insert(
         "uids".into(),
         json!(r.uids.iter().map(|u| u.get()).collect::<Vec<_>>()),
@@ -329,9 +340,19 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
     let in_syscall = regs::SyscallState::of(&saved).in_syscall();
     let xstate = regs::get_xstate(pid).map_err(regs_err(pid))?;
     let sigmask = regs::get_sigmask(pid).map_err(regs_err(pid))?;
+    // Only the signals /proc says are caught or ignored have a disposition
+    // worth a system call; the others are SIG_DFL.
+    let status_path = procfs::pid_path(pid, "status");
+    let status = procfs::read(&status_path).map_err(proc_err(pid, &status_path))?;
+    let mask_of = |key: &[u8]| {
+        procfs::field(&status, key)
+            .and_then(hex64)
+            .unwrap_or(u64::MAX)
+    };
+    let handled = mask_of(b"SigCgt") | mask_of(b"SigIgn");
     let mut sigactions = Vec::new();
     for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || handled & (1u64 << (sig - 1)) == 0 {
             continue;
         }
         let raw = inj.get_sigaction(sig).map_err(inj_err(pid))?;
@@ -532,6 +553,19 @@ pub fn restore(
         libc::SYS_personality,
         [r.personality.get() as u64, 0, 0, 0, 0, 0],
     )?;
+    // The task's own mask before its pending signals are queued: with the
+    // restorer's (empty) mask a blocked signal would be delivered at once (to
+    // the injector, which queues it again as thread-directed), or dropped by
+    // the kernel if its default action is to ignore it.
+    if !c.pending.is_empty() {
+        put(inj, r.sigmask.get().as_bytes())?;
+        call(
+            inj,
+            "rt_sigprocmask",
+            libc::SYS_rt_sigprocmask,
+            [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
+        )?;
+    }
     for p in c.pending {
         put(inj, &p.siginfo)?;
         let signo =

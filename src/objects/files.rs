@@ -151,6 +151,16 @@ pub fn pipe_contents(pid: i32, fd: i32, ino: u64) -> Result<PipeInfo, ObjectErro
     })
 }
 
+/// The status flags of `flags` (the saved open flags) that F_SETFL can
+/// set, on `fd`: a pipe made anew at restart starts without them.
+pub fn set_status_flags(fd: &OwnedFd, flags: u32) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let settable = (libc::O_NONBLOCK | libc::O_APPEND | libc::O_DIRECT | libc::O_NOATIME) as u32;
+    let want = OFlag::from_bits_truncate((flags & settable) as i32);
+    fcntl(fd, FcntlArg::F_SETFL(want))?;
+    Ok(())
+}
+
 /// The cwd or root link of a task.
 pub fn task_path(pid: i32, which: &str) -> Result<Vec<u8>, ObjectError> {
     let link = procfs::pid_path(pid, which);
