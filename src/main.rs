@@ -106,7 +106,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 detached: restore_detached,
                 pidfile,
             };
-            let code = kstate::kstate::restart::restart(&opts).map_err(|e| e.to_string())?;
+            let result = kstate::kstate::restart::restart(&opts);
+            kstate::kstate::freeze::test_pause("before-exit");
+            let code = result.map_err(|e| e.to_string())?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Command::Show { file, json } => {

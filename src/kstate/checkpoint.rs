@@ -126,7 +126,14 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     for t in &reg.tasks {
         if let Some(s) = &t.state {
             core::dump(&mut w, t.image_ref, &s.core)?;
-            vma::dump(&mut w, t.image_ref, t.info.pid, &s.mm, s.core.brk, &mut progress)?;
+            vma::dump(
+                &mut w,
+                t.image_ref,
+                t.info.pid,
+                &s.mm,
+                s.core.brk,
+                &mut progress,
+            )?;
         }
     }
     drop(progress);

@@ -52,7 +52,11 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         if self.shown {
-            eprintln!("\rkstate: {}: {} MiB done          ", self.what, self.done >> 20);
+            eprintln!(
+                "\rkstate: {}: {} MiB done          ",
+                self.what,
+                self.done >> 20
+            );
         }
     }
 }

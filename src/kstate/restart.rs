@@ -5,17 +5,21 @@
 //!    tree, and each task's core, mm, mappings and fds. Nothing is changed
 //!    on the system before this and the pre-flight checks pass.
 //! 2. **Pre-flight**: capabilities, every pid free, every file still there
-//!    with the same identity, the special mappings (vdso, vvar) of the same
-//!    sizes on this kernel.
+//!    with the same identity, every session and process group one that can
+//!    be made again (led by a task of the tree, or kstate's own), the special
+//!    mappings (vdso, vvar) of the same sizes on this kernel.
 //! 3. **Resources**: kstate opens every file and creates every pipe (with
 //!    its bytes in flight) itself, above all the fd numbers the tasks use, so
 //!    that the tasks, forked from kstate, inherit them.
 //! 4. **Tasks**: clone3 with set_tid creates the root with its pid; each
-//!    task, running a copy of kstate, sets its session and group, creates its
-//!    own children (so parents come first and the tree is real), puts its
+//!    task, running a copy of kstate, starts its session or the group it
+//!    leads, creates its own children (so parents come first, the tree is
+//!    real and sessions are inherited), puts its
 //!    files at their numbers, closes the rest, sets cwd and umask, reports
 //!    ready and blocks in read(2).
-//! 5. **Address spaces**, from outside, with injected system calls: the
+//! 5. **Address spaces**, from outside, with injected system calls (first,
+//!    once every group leader exists, setpgid for a task that joins a group
+//!    another task leads, maybe in another branch of the tree): the
 //!    special mappings are moved to their saved addresses, everything else is
 //!    unmapped, each saved mapping is mapped again and its pages written from
 //!    the mapped image (one copy, by /proc/PID/mem); then the mm layout
@@ -25,8 +29,10 @@
 //!    every task is let go together (PTRACE_DETACH) once every one is ready.
 //! 7. **Wait** for the root, as CRIU does, or detach (`--restore-detached`).
 //!
-//! Any failure kills every task made so far (kstate is their subreaper, so
-//! it reaps them all) and closes what it opened: nothing is left behind.
+//! Any failure kills every task made so far: every descendant of kstate,
+//! again until none is left (kstate is their subreaper, so it reaps them
+//! all), never a pid of the image that another process holds; and it closes
+//! what it opened: nothing is left behind.
 
 use std::collections::HashMap;
 use std::io;
@@ -255,7 +261,8 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
         }
         for f in &t.fds {
             if f.rec.kind.get() == fd_kind::REGULAR {
-                check_identity(f.path, f.rec.dev.get(), f.rec.ino.get())?;
+                let user = || format!("task {} has it open as fd {}", t.pid, f.rec.fd.get());
+                check_identity(f.path, f.rec.dev.get(), f.rec.ino.get(), user)?;
             }
             if f.rec.kind.get() == fd_kind::INHERITED {
                 let fd = f.rec.fd.get() as RawFd;
@@ -273,28 +280,93 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
         }
         for v in &t.vmas {
             if v.kind() == vma_kind::FILE {
-                check_identity(v.path, v.rec.dev.get(), v.rec.ino.get())?;
+                let user = || format!("task {} maps it at {:#x}", t.pid, v.rec.start.get());
+                check_identity(v.path, v.rec.dev.get(), v.rec.ino.get(), user)?;
             }
         }
     }
+    check_groups(plan)?;
     vma::check_special_sizes(plan)?;
     Ok(())
 }
 
-fn check_identity(path: &[u8], dev: u64, ino: u64) -> Result<(), RestartError> {
+/// Every session and process group must be one the restore can make: a
+/// session is started by its leader (setsid) or inherited from the parent
+/// (kstate's own for the root); a group is started by its leader, which
+/// must be in the tree and in the same session, or is kstate's own.
+fn check_groups(plan: &Plan<'_>) -> Result<(), RestartError> {
+    let my_sid = nix::unistd::getsid(None).map_or(0, |p| p.as_raw());
+    let my_pgid = nix::unistd::getpgrp().as_raw();
+    let ids = |t: &TaskPlan<'_>| (t.task.nspgid[0].get() as i32, t.task.nssid[0].get() as i32);
+    let by_pid: HashMap<i32, &TaskPlan<'_>> = plan.tasks.iter().map(|t| (t.pid, t)).collect();
+    for t in &plan.tasks {
+        let (pgid, sid) = ids(t);
+        let pid = t.pid;
+        let inherited = match t.parent {
+            Some(p) => ids(&plan.tasks[p]).1,
+            None => my_sid,
+        };
+        if sid == pid && pgid != pid {
+            return Err(RestartError::Unsupported(format!(
+                "task {pid} leads session {sid} but is in process group {pgid}"
+            )));
+        }
+        if sid != pid && sid != inherited && t.parent.is_none() {
+            return Err(RestartError::Unsupported(format!(
+                "task {pid} (the root) was in session {sid}, but kstate runs in session {my_sid}: \
+                 run kstate restart from a process of session {sid}, or have the root start its own"
+            )));
+        }
+        if sid != pid && sid != inherited {
+            return Err(RestartError::Unsupported(format!(
+                "task {pid} is in session {sid}, which it neither leads nor inherits from its parent \
+                 (in session {inherited}): restoring it needs a helper task, not supported yet"
+            )));
+        }
+        if pgid == pid || (pgid == my_pgid && sid == my_sid) {
+            continue;
+        }
+        match by_pid.get(&pgid) {
+            Some(leader) if ids(leader) == (pgid, sid) => {}
+            Some(_) => {
+                return Err(RestartError::Unsupported(format!(
+                    "task {pid} is in process group {pgid}, whose leader is in another group or session"
+                )))
+            }
+            None => {
+                return Err(RestartError::Unsupported(format!(
+                    "task {pid} is in process group {pgid}, whose leader is not in the image \
+                     (and kstate runs in group {my_pgid}, session {my_sid}): restoring it needs a \
+                     helper task, not supported yet"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `path` is still the file checkpointed; `user` says who
+/// needs it (for the message).
+fn check_identity(
+    path: &[u8],
+    dev: u64,
+    ino: u64,
+    user: impl Fn() -> String,
+) -> Result<(), RestartError> {
     let p = os_path(path);
     let shown = procfs::show(path);
     match std::fs::metadata(p) {
         Err(e) => Err(RestartError::File {
             path: shown,
-            what: format!("is gone ({e})"),
+            what: format!("is gone ({e}); {}", user()),
         }),
         Ok(m) if m.ino() != ino || m.dev() != dev && !is_map_dev_match(dev, m.dev()) => {
             Err(RestartError::File {
                 path: shown,
                 what: format!(
-                    "is not the file that was checkpointed (inode {} now, {ino} then)",
-                    m.ino()
+                    "is not the file that was checkpointed (inode {} now, {ino} then); {}",
+                    m.ino(),
+                    user()
                 ),
             })
         }
@@ -418,7 +490,10 @@ fn open_resources(plan: &Plan<'_>) -> Result<Resources, RestartError> {
                     } else {
                         pw
                     };
-                    end.try_clone().map_err(task_err(t.pid, "dup pipe end"))?
+                    let fd = end.try_clone().map_err(task_err(t.pid, "dup pipe end"))?;
+                    crate::objects::files::set_status_flags(&fd, r.flags.get())
+                        .map_err(task_err(t.pid, format!("F_SETFL fd {target}")))?;
+                    fd
                 }
                 fd_kind::INHERITED => sys::dup_above(target, base)
                     .map_err(task_err(t.pid, format!("inherit fd {target}")))?,
@@ -457,38 +532,80 @@ fn make_pipe(view: &PipeView<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
-/// Kills every task made so far, unless disarmed; kstate is their
-/// subreaper, so it reaps them all.
+/// Kills every task made so far, unless disarmed. It kills kstate's
+/// descendants, not the pids of the plan (one may be another process's, the
+/// reason for the failure), again and again until none is left, since a
+/// task may be forking its children meanwhile; kstate is their subreaper,
+/// so it reaps them all, orphans included.
 struct Cleanup {
+    /// The tasks that reported ready (for the log).
     pids: Vec<i32>,
     armed: bool,
 }
 
+/// Every descendant of kstate, from /proc/self/task/*/children.
+fn descendants() -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::process::id() as i32];
+    while let Some(pid) = stack.pop() {
+        let tids = procfs::numeric_entries(&procfs::pid_path(pid, "task")).unwrap_or_default();
+        for tid in tids {
+            let path = procfs::pid_path(pid, &format!("task/{tid}/children"));
+            let text = procfs::read(&path).unwrap_or_default();
+            for w in procfs::words(&text) {
+                if let Some(c) = procfs::parse_u32(w) {
+                    out.push(c as i32);
+                    stack.push(c as i32);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
         if !self.armed {
             return;
         }
-        for &pid in &self.pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            match nix::sys::wait::waitpid(
-                None,
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
-            ) {
-                Err(nix::errno::Errno::ECHILD) => break,
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                _ => {}
+        let mut killed = 0;
+        loop {
+            let pids = descendants();
+            for &pid in &pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
+            killed += pids.len();
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                    Err(nix::errno::Errno::ECHILD) => {
+                        log::debug!(
+                            "restart: cleaned up ({} tasks had reported ready, {killed} kills)",
+                            self.pids.len()
+                        );
+                        return;
+                    }
+                    Ok(WaitStatus::StillAlive) => break,
+                    Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                    Err(e) => {
+                        log::warn!("restart: cleanup: waitpid: {e}");
+                        return;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                log::warn!(
+                    "restart: cleanup: tasks {:?} still there after 5 s",
+                    descendants()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
-        log::debug!("restart: cleaned up {} tasks", self.pids.len());
     }
 }
 
@@ -518,24 +635,29 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     if me_pid != t.pid {
         return Err(format!("got pid {me_pid}"));
     }
+    // Sessions and the groups a task leads are made here, before its
+    // children (which inherit them); joining a group led by another task
+    // waits until every task exists (`join_group`), since its leader may be
+    // in another branch of the tree, not created yet.
     let (pgid, sid) = (t.task.nspgid[0].get() as i32, t.task.nssid[0].get() as i32);
     if sid == t.pid {
         nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     } else if pgid == t.pid {
         nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
             .map_err(|e| format!("setpgid: {e}"))?;
-    } else if nix::unistd::getpgrp().as_raw() != pgid {
-        nix::unistd::setpgid(
-            nix::unistd::Pid::from_raw(0),
-            nix::unistd::Pid::from_raw(pgid),
-        )
-        .map_err(|e| format!("setpgid {pgid}: {e}"))?;
     }
+    test_fail_in_task("setup", t.pid)?;
     for &c in &t.children {
-        match sys::clone::fork_with_pids(0, &[plan.tasks[c].pid]) {
+        let cpid = plan.tasks[c].pid;
+        match sys::clone::fork_with_pids(0, &[cpid]) {
             Ok(0) => restorer_child(plan, res, c),
             Ok(_) => {}
-            Err(e) => return Err(format!("clone3 of child {}: {e}", plan.tasks[c].pid)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(format!(
+                    "pid {cpid} is already taken: cannot restore its child task {cpid}"
+                ))
+            }
+            Err(e) => return Err(format!("clone3 of child {cpid}: {e}")),
         }
     }
     // Files: put ours at their numbers, close everything else below the
@@ -556,12 +678,21 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             let _ = sys::clone::close_range(fd as u32, fd as u32);
         }
     }
-    let keep = [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()];
-    for fd in res.base..res.base + 4 + res.list.len() as RawFd + 64 {
-        if !keep.contains(&fd) {
-            let _ = sys::clone::close_range(fd as u32, fd as u32);
+    // Up to the last possible fd: kstate may have inherited descriptors
+    // anywhere, and none of them belongs to the task.
+    let mut keep = [
+        res.ready_w.as_raw_fd() as u32,
+        res.hold_r.as_raw_fd() as u32,
+    ];
+    keep.sort_unstable();
+    let mut from = res.base as u32;
+    for k in keep {
+        if k > from {
+            let _ = sys::clone::close_range(from, k - 1);
         }
+        from = from.max(k + 1);
     }
+    let _ = sys::clone::close_range(from, u32::MAX);
     // kstate's own signal handlers (the Rust runtime's) do not belong to
     // the task: back to the defaults; the saved ones are set later.
     for sig in 1..=64 {
@@ -578,16 +709,64 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     Ok(())
 }
 
+/// Puts the task into the group it was in, when it does not lead it: run
+/// once every task exists (and so every group leader has made its group in
+/// `restorer_setup`), by an injected setpgid(0, pgid) in the task itself.
+fn join_group(t: &TaskPlan<'_>, inj: &mut sys::inject::Injector) -> Result<(), RestartError> {
+    let (pid, pgid) = (t.pid, t.task.nspgid[0].get() as i32);
+    let now = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+        .map_err(|e| task_err(pid, "getpgid")(io::Error::from(e)))?;
+    if now.as_raw() == pgid {
+        return Ok(());
+    }
+    inj.call("setpgid", libc::SYS_setpgid, [0, pgid as u64, 0, 0, 0, 0])
+        .map_err(|e| RestartError::Restore {
+            pid,
+            what: format!("joining process group {pgid}: {e}"),
+        })?;
+    Ok(())
+}
+
+/// Test hook: with `KSTATE_TEST_FAIL_AT=POINT:PID[,…]`, the restore of task
+/// PID fails at POINT: `setup` (in the task, once its session and group are
+/// made, before its children) or `restore` (in kstate, once its address
+/// space is restored). Returns the message to fail with.
+fn test_fail(point: &str, pid: i32) -> Option<String> {
+    let at = std::env::var_os("KSTATE_TEST_FAIL_AT")?;
+    let want = format!("{point}:{pid}");
+    at.to_string_lossy()
+        .split(',')
+        .any(|p| p == want)
+        .then(|| format!("made to fail at {point} (KSTATE_TEST_FAIL_AT)"))
+}
+
+fn test_fail_in_task(point: &str, pid: i32) -> Result<(), String> {
+    test_fail(point, pid).map_or(Ok(()), Err)
+}
+
 /// Waits for a "ready" line from every task.
-fn wait_ready(res: &Resources, n: usize, cleanup: &mut Cleanup) -> Result<(), RestartError> {
+fn wait_ready(res: &Resources, plan: &Plan<'_>, cleanup: &mut Cleanup) -> Result<(), RestartError> {
+    let n = plan.tasks.len();
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut buf = Vec::new();
-    let mut ready = 0;
+    let mut ready: Vec<i32> = Vec::with_capacity(n);
     let mut chunk = [0u8; 4096];
-    while ready < n {
+    while ready.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(RestartError::Timeout(READY_TIMEOUT.as_secs()));
+            let missing: Vec<i32> = plan
+                .tasks
+                .iter()
+                .map(|t| t.pid)
+                .filter(|p| !ready.contains(p))
+                .collect();
+            return Err(RestartError::Restore {
+                pid: missing.first().copied().unwrap_or(0),
+                what: format!(
+                    "not ready within {} s (tasks not ready: {missing:?})",
+                    READY_TIMEOUT.as_secs()
+                ),
+            });
         }
         if !sys::poll_in(res.ready_r.as_raw_fd(), left).map_err(task_err(0, "poll"))? {
             continue;
@@ -603,7 +782,7 @@ fn wait_ready(res: &Resources, n: usize, cleanup: &mut Cleanup) -> Result<(), Re
             let pid: i32 = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
             if tag == "R" {
                 cleanup.pids.push(pid);
-                ready += 1;
+                ready.push(pid);
             } else {
                 return Err(RestartError::Restore {
                     pid,
@@ -652,7 +831,11 @@ fn restore_task(img: &Image<'_>, t: &TaskPlan<'_>, close: [RawFd; 2]) -> Result<
         pid,
         what: e.to_string(),
     };
+    join_group(t, &mut inj)?;
     let scratch = vma::restore(img, t, &mut inj)?;
+    if let Some(what) = test_fail("restore", pid) {
+        return Err(RestartError::Restore { pid, what });
+    }
     for fd in close {
         inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
             .map_err(ierr)?;
@@ -690,6 +873,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     })?;
     let plan = plan(&img)?;
     preflight(&plan)?;
+    super::freeze::test_pause("after-checks");
     let res = open_resources(&plan)?;
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
@@ -697,6 +881,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         armed: true,
     };
     let root = plan.tasks[0].pid;
+    log::debug!("restart: checks passed; creating the root task {root}");
     match sys::clone::fork_with_pids(0, &[root]) {
         Ok(0) => restorer_child(&plan, &res, 0),
         Ok(_) => cleanup.pids.push(root),
@@ -708,7 +893,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         }
         Err(e) => return Err(task_err(root, "clone3 with set_tid")(e)),
     }
-    wait_ready(&res, plan.tasks.len(), &mut cleanup)?;
+    wait_ready(&res, &plan, &mut cleanup)?;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
     for t in &plan.tasks {

@@ -76,6 +76,14 @@ pub fn build_fixture(name: &str) -> PathBuf {
             String::from_utf8_lossy(&res.stderr)
         );
     }
+    // Keep an identical executable in place: another test process may run a
+    // workload from it, and a restart checks that the file it maps is the
+    // same inode.
+    if matches!((fs::read(&out), fs::read(&tmp)), (Ok(a), Ok(b)) if a == b) {
+        let _ = fs::remove_file(&tmp);
+        built.insert(name.to_string(), out.clone());
+        return out;
+    }
     fs::rename(&tmp, &out).unwrap_or_else(|e| {
         let _ = fs::remove_file(&tmp);
         panic!("rename {} -> {}: {e}", tmp.display(), out.display())
