@@ -336,23 +336,37 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
         )
         .map_err(ierr)?;
     }
-    // 1. Everything of the restorer's but the special mappings goes.
-    for v in current
+    // 1. Everything of the restorer's but the special mappings goes: one
+    // munmap below them and one above (unmapped holes cost nothing).
+    let user_top = current
         .iter()
-        .filter(|v| special_kind(v.kind).is_none() && v.kind != VmaKind::Vsyscall)
-    {
-        log::debug!(
-            "restore: task {pid}: unmap {:#x}-{:#x} {}",
-            v.start,
-            v.end,
-            crate::procfs::show(&v.path)
-        );
-        inj.call(
-            "munmap",
-            libc::SYS_munmap,
-            [v.start, v.end - v.start, 0, 0, 0, 0],
-        )
-        .map_err(ierr)?;
+        .filter(|v| v.kind != VmaKind::Vsyscall)
+        .map(|v| v.end)
+        .max()
+        .unwrap_or(0)
+        .max(0x7fff_ffff_f000);
+    let specials: Vec<(u64, u64)> = current
+        .iter()
+        .filter(|v| special_kind(v.kind).is_some())
+        .map(|v| (v.start, v.end))
+        .collect();
+    let mut holes = Vec::new();
+    let mut from = 0u64;
+    let mut sorted = specials.clone();
+    sorted.sort_unstable();
+    for (s, e) in sorted {
+        if s > from {
+            holes.push((from, s));
+        }
+        from = from.max(e);
+    }
+    if user_top > from {
+        holes.push((from, user_top));
+    }
+    for (s, e) in holes {
+        log::debug!("restore: task {pid}: unmap {s:#x}-{e:#x}");
+        inj.call("munmap", libc::SYS_munmap, [s, e - s, 0, 0, 0, 0])
+            .map_err(ierr)?;
     }
     // 2. The special mappings move, as one block (vdso code finds vvar at a
     // fixed distance), through a free area, to their saved addresses.
@@ -450,6 +464,9 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
             } else {
                 libc::MAP_PRIVATE
             } | libc::MAP_FIXED;
+            // Opened anew for each mapping: mappings of one open file that
+            // touch would be merged by the kernel into one, where the
+            // checkpointed task had two.
             let fd = open_in(inj, v.path, libc::O_RDONLY)?;
             let r = inj.call(
                 "mmap",
