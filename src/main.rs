@@ -175,7 +175,9 @@ fn write_stdout(text: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_micros()
+        .init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(msg) => {

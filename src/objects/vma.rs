@@ -451,6 +451,13 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
     };
     // 4. Each saved mapping, then its pages.
     let page = img.header().page_size.get() as u64;
+    struct OpenFile<'p> {
+        path: &'p [u8],
+        fds: [Option<u64>; 2],
+        last: usize,
+        last_end: u64,
+    }
+    let mut files: Vec<OpenFile<'_>> = Vec::new();
     for v in t
         .vmas
         .iter()
@@ -464,18 +471,44 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
             } else {
                 libc::MAP_PRIVATE
             } | libc::MAP_FIXED;
-            // Opened anew for each mapping: mappings of one open file that
-            // touch would be merged by the kernel into one, where the
-            // checkpointed task had two.
-            let fd = open_in(inj, v.path, libc::O_RDONLY)?;
-            let r = inj.call(
+            // A file is opened at most twice: two mappings of one open file
+            // that touch would be merged by the kernel into one, where the
+            // checkpointed task had two, so touching mappings alternate
+            // between the two descriptors.
+            let i = match files.iter().position(|f| f.path == v.path) {
+                Some(i) => i,
+                None => {
+                    let fd = open_in(inj, v.path, libc::O_RDONLY)?;
+                    files.push(OpenFile {
+                        path: v.path,
+                        fds: [Some(fd), None],
+                        last: 0,
+                        last_end: 0,
+                    });
+                    files.len() - 1
+                }
+            };
+            let slot = if files[i].last_end == start {
+                1 - files[i].last
+            } else {
+                files[i].last
+            };
+            let fd = match files[i].fds[slot] {
+                Some(fd) => fd,
+                None => {
+                    let fd = open_in(inj, v.path, libc::O_RDONLY)?;
+                    files[i].fds[slot] = Some(fd);
+                    fd
+                }
+            };
+            files[i].last = slot;
+            files[i].last_end = start + len;
+            inj.call(
                 "mmap",
                 libc::SYS_mmap,
                 [start, len, prot, flags as u64, fd, v.rec.pgoff.get()],
-            );
-            inj.call("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])
-                .map_err(ierr)?;
-            r.map_err(ierr)?
+            )
+            .map_err(ierr)?
         } else {
             let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
             inj.call(
@@ -518,6 +551,10 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
             start + len,
             crate::procfs::show(v.path)
         );
+    }
+    for fd in files.iter().flat_map(|f| f.fds.iter().flatten()) {
+        inj.call("close", libc::SYS_close, [*fd, 0, 0, 0, 0, 0])
+            .map_err(ierr)?;
     }
     // 5. The mm layout, auxv and exe link in one PR_SET_MM_MAP.
     let mm = t.mm.as_ref().ok_or_else(|| err("no mm record".into()))?;
