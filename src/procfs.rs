@@ -75,6 +75,24 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
+/// A hexadecimal number (as in CapEff, SigCgt, personality).
+pub fn parse_hex_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        Some((acc << 4) | (b as char).to_digit(16)? as u64)
+    })
+}
+
+/// This process's effective capabilities (CapEff), 0 when unreadable.
+pub fn own_cap_eff() -> u64 {
+    read(Path::new("/proc/self/status"))
+        .ok()
+        .and_then(|s| parse_hex_u64(field(&s, b"CapEff")?))
+        .unwrap_or(0)
+}
+
 /// A list of unsigned numbers separated by white space (NSpid, children).
 pub fn parse_u32_list(s: &[u8]) -> Option<Vec<u32>> {
     words(s).map(parse_u32).collect()

@@ -29,18 +29,8 @@ fn exists(p: &str) -> (bool, String) {
     )
 }
 
-fn cap_eff() -> u64 {
-    procfs::read(Path::new("/proc/self/status"))
-        .ok()
-        .and_then(|s| {
-            let v = procfs::field(&s, b"CapEff")?;
-            u64::from_str_radix(std::str::from_utf8(v).ok()?, 16).ok()
-        })
-        .unwrap_or(0)
-}
-
 fn cap(bit: u32, name: &'static str, required: bool) -> Feature {
-    let present = cap_eff() & (1u64 << bit) != 0;
+    let present = procfs::own_cap_eff() & (1u64 << bit) != 0;
     Feature {
         name,
         required,

@@ -213,23 +213,13 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
     Ok(Plan { tasks, pipes })
 }
 
-fn cap_eff() -> u64 {
-    procfs::read(Path::new("/proc/self/status"))
-        .ok()
-        .and_then(|s| {
-            let v = procfs::field(&s, b"CapEff")?;
-            u64::from_str_radix(std::str::from_utf8(v).ok()?, 16).ok()
-        })
-        .unwrap_or(0)
-}
-
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
 /// Everything that can be checked before the first change to the system.
 pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
-    let caps = cap_eff();
+    let caps = procfs::own_cap_eff();
     let has = |bit: u32| caps & (1u64 << bit) != 0;
     if !has(CAP_SYS_ADMIN) && !has(CAP_CHECKPOINT_RESTORE) {
         return Err(RestartError::Capability {

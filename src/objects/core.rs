@@ -126,10 +126,6 @@ fn ids4(status: &[u8], key: &[u8]) -> Option<[u32; 4]> {
     v.try_into().ok()
 }
 
-fn hex64(s: &[u8]) -> Option<u64> {
-    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
-}
-
 /// Parses /proc/PID/limits: fixed columns (name 26 bytes, soft and hard 21
 /// bytes each), in RLIMIT_* order after a header line.
 pub fn parse_limits(text: &[u8]) -> Option<[[u64; 2]; 16]> {
@@ -178,7 +174,7 @@ pub fn collect_proc(pid: i32) -> Result<ProcCore, ObjectError> {
         .zip(["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"])
     {
         *slot = procfs::field(&status, key.as_bytes())
-            .and_then(hex64)
+            .and_then(procfs::parse_hex_u64)
             .ok_or_else(|| bad("Cap*"))?;
     }
     let no_new_privs = procfs::field(&status, b"NoNewPrivs") == Some(b"1");
@@ -346,7 +342,7 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
     let status = procfs::read(&status_path).map_err(proc_err(pid, &status_path))?;
     let mask_of = |key: &[u8]| {
         procfs::field(&status, key)
-            .and_then(hex64)
+            .and_then(procfs::parse_hex_u64)
             .unwrap_or(u64::MAX)
     };
     let handled = mask_of(b"SigCgt") | mask_of(b"SigIgn");
