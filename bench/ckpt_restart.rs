@@ -19,7 +19,7 @@
 //! the first round), and kill it. One untimed warm-up round comes first;
 //! medians of the timed rounds are shown.
 //!
-//! Beside it, in the same run: CRIU (`criu dump` / `criu restore -d`) on the
+//! Beside it, in the same run: CRIU (`criu dump` / `criu restore -d -S`) on the
 //! same workloads when a working CRIU is there (`$CRIU`, else `criu` on PATH
 //! if `criu check` passes; otherwise the reference figures of
 //! `shared/design/criu-reference.md` are quoted, marked as such); a plain
@@ -541,11 +541,17 @@ fn round(
         Engine::Criu => run_detached(
             bins,
             criu.expect("criu"),
+            // `-S` (`--restore-sibling`): the root is created as a child of
+            // reaprun, CRIU's caller, as the root was a child of the reaper.
+            // The workloads' root has a pdeath signal (SIGKILL, from the
+            // reaper); restored with a plain `-d` under CRIU itself, it gets
+            // that signal as soon as CRIU exits and the tree is gone.
             &[
                 "restore",
                 "-D",
                 imgs,
                 "-d",
+                "-S",
                 "--pidfile",
                 pf,
                 "-o",
