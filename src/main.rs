@@ -45,6 +45,14 @@ enum Command {
         /// Write the restored root's pid to this file.
         #[arg(long = "pidfile", value_name = "FILE")]
         pidfile: Option<PathBuf>,
+        /// Restore into an existing namespace: NS:PID or NS:FILE, for net,
+        /// uts, ipc, mnt, time, cgroup and user (user:PID:UID,GID switches to
+        /// UID,GID once in it). Repeatable.
+        #[arg(long = "join-ns", value_name = "NS:PID|NS_FILE[:EXTRA]")]
+        join_ns: Vec<String>,
+        /// Create this namespace anew and leave it unconfigured (net).
+        #[arg(long = "empty-ns", value_name = "NS")]
+        empty_ns: Vec<String>,
     },
     /// Show an image's objects.
     Show {
@@ -100,11 +108,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             file,
             restore_detached,
             pidfile,
+            join_ns,
+            empty_ns,
         } => {
+            let (join, empty) = kstate::kstate::restart::parse_ns_options(&join_ns, &empty_ns)
+                .map_err(|e| e.to_string())?;
             let opts = kstate::kstate::restart::RestartOptions {
                 image: file,
                 detached: restore_detached,
                 pidfile,
+                join,
+                empty,
             };
             let result = kstate::kstate::restart::restart(&opts);
             kstate::kstate::freeze::test_pause("before-exit");

@@ -45,19 +45,129 @@ use crate::image::format::{fd_kind, vma_kind, Ref};
 use crate::image::reader::{FdView, MmView, Object, PipeView, TaskCoreView, TaskView, VmaView};
 use crate::image::{Image, ImageSource};
 use crate::objects::{core as task_core, vma};
+use crate::kstate::registry::NsKind;
 use crate::procfs;
 use crate::sys::{self, ptrace};
 
 /// How long the tasks may take to report ready, and to stop.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RestartOptions {
     pub image: PathBuf,
     /// Do not wait for the root (`--restore-detached`).
     pub detached: bool,
     /// Write the root's pid here (`--pidfile`).
     pub pidfile: Option<PathBuf>,
+    /// Existing namespaces to restore the tree into (`--join-ns`), opened
+    /// and checked by [`parse_ns_options`].
+    pub join: Vec<JoinNs>,
+    /// Namespace types created anew and left unconfigured (`--empty-ns`).
+    pub empty: Vec<NsKind>,
+}
+
+/// One `--join-ns NS:PID|NS_FILE[:EXTRA]`: the namespace file, opened once
+/// and kept as a descriptor until the tasks enter it.
+#[derive(Debug)]
+pub struct JoinNs {
+    pub kind: NsKind,
+    pub fd: OwnedFd,
+    /// For a user namespace: the uid and gid to switch to once in it.
+    pub ids: Option<(u32, u32)>,
+    pub spec: String,
+}
+
+const JOINABLE: [NsKind; 7] = [
+    NsKind::Net,
+    NsKind::Uts,
+    NsKind::Ipc,
+    NsKind::Mnt,
+    NsKind::Time,
+    NsKind::Cgroup,
+    NsKind::User,
+];
+
+fn ns_by_name(name: &str) -> Option<NsKind> {
+    match name {
+        "net" => Some(NsKind::Net),
+        "uts" => Some(NsKind::Uts),
+        "ipc" => Some(NsKind::Ipc),
+        "mnt" => Some(NsKind::Mnt),
+        "time" => Some(NsKind::Time),
+        "cgroup" => Some(NsKind::Cgroup),
+        "user" => Some(NsKind::User),
+        "pid" => Some(NsKind::Pid),
+        _ => None,
+    }
+}
+
+/// Parses and checks `--join-ns` and `--empty-ns` before anything is done:
+/// known types only, pid refused (a pid namespace can only be entered by a
+/// new child), no type twice, none in both lists; each namespace file is
+/// opened here, once, and must be a namespace of the type it is given as.
+pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs>, Vec<NsKind>), RestartError> {
+    let bad = |spec: &str, why: String| RestartError::BadOption(format!("{spec}: {why}"));
+    let mut out = Vec::new();
+    for spec in join {
+        let arg = format!("--join-ns {spec}");
+        let (name, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| bad(&arg, "expected NS:PID or NS:FILE".into()))?;
+        let kind = ns_by_name(name).ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
+        if kind == NsKind::Pid {
+            return Err(bad(
+                &arg,
+                "a pid namespace cannot be joined: only a new child task can enter one".into(),
+            ));
+        }
+        // EXTRA (UID,GID) only for user, after the last ':'.
+        let (target, ids) = match rest.rsplit_once(':') {
+            Some((t, extra)) if kind == NsKind::User && extra.contains(',') => {
+                let (u, g) = extra.split_once(',').unwrap_or((extra, ""));
+                let parse = |v: &str| v.parse::<u32>().map_err(|_| bad(&arg, format!("{extra:?} is not UID,GID")));
+                (t, Some((parse(u)?, parse(g)?)))
+            }
+            _ => (rest, None),
+        };
+        if out.iter().any(|j: &JoinNs| j.kind == kind) {
+            return Err(bad(&arg, format!("the {name} namespace is given twice")));
+        }
+        let path = if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) {
+            PathBuf::from(format!("/proc/{target}/ns/{name}"))
+        } else {
+            PathBuf::from(target)
+        };
+        let file = std::fs::File::open(&path).map_err(|e| bad(&arg, format!("{}: {e}", path.display())))?;
+        let fd: OwnedFd = file.into();
+        match sys::ns_get_nstype(fd.as_fd()) {
+            Ok(t) if t == kind.clone_flag() => {}
+            Ok(_) => return Err(bad(&arg, format!("{} is not a {name} namespace", path.display()))),
+            Err(e) => return Err(bad(&arg, format!("{} is not a namespace file ({e})", path.display()))),
+        }
+        out.push(JoinNs {
+            kind,
+            fd,
+            ids,
+            spec: spec.clone(),
+        });
+    }
+    let mut empties = Vec::new();
+    for name in empty {
+        let arg = format!("--empty-ns {name}");
+        let kind = ns_by_name(name).ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
+        if kind != NsKind::Net {
+            return Err(bad(&arg, "only the network namespace can be left empty".into()));
+        }
+        if out.iter().any(|j| j.kind == kind) {
+            return Err(bad(&arg, format!("the {name} namespace is given to both --join-ns and --empty-ns")));
+        }
+        if empties.contains(&kind) {
+            return Err(bad(&arg, format!("the {name} namespace is given twice")));
+        }
+        empties.push(kind);
+    }
+    debug_assert!(out.iter().all(|j| JOINABLE.contains(&j.kind)));
+    Ok((out, empties))
 }
 
 /// Why a restart failed; each names the task, file or capability.
@@ -73,6 +183,8 @@ pub enum RestartError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    BadOption(String),
     #[error("pid {pid} is already taken (by {comm:?}): cannot restore task {pid}")]
     PidTaken { pid: i32, comm: String },
     #[error("{path}: {what}")]
@@ -393,13 +505,18 @@ struct Resources {
     /// Held open so that the tasks block in read(2) rather than see EOF.
     _hold_w: OwnedFd,
     list: Vec<Resource>,
+    /// `--join-ns` namespaces (above the base), entered by the root before
+    /// it creates its children; a user namespace is entered by every task
+    /// last of all, by an injected setns.
+    joins: Vec<(NsKind, OwnedFd, Option<(u32, u32)>)>,
+    empty: Vec<NsKind>,
 }
 
 fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     sys::dup_above(fd.as_raw_fd(), min)
 }
 
-fn open_resources(plan: &Plan<'_>) -> Result<Resources, RestartError> {
+fn open_resources(plan: &Plan<'_>, opts: &RestartOptions) -> Result<Resources, RestartError> {
     let top = plan
         .tasks
         .iter()
@@ -502,6 +619,11 @@ fn open_resources(plan: &Plan<'_>) -> Result<Resources, RestartError> {
             });
         }
     }
+    let mut joins = Vec::new();
+    for j in &opts.join {
+        let fd = dup_above(&j.fd, base).map_err(task_err(0, format!("dup of {}", j.spec)))?;
+        joins.push((j.kind, fd, j.ids));
+    }
     Ok(Resources {
         base,
         ready_r,
@@ -509,6 +631,8 @@ fn open_resources(plan: &Plan<'_>) -> Result<Resources, RestartError> {
         hold_r,
         _hold_w: hold_w,
         list,
+        joins,
+        empty: opts.empty.clone(),
     })
 }
 
@@ -637,6 +761,20 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             .map_err(|e| format!("setpgid: {e}"))?;
     }
     test_fail_in_task("setup", t.pid)?;
+    if me == 0 {
+        // `--join-ns` and `--empty-ns`: the root enters (or makes) them
+        // before its children, who inherit them. A user namespace comes
+        // last, per task (see `restore_task`): entered now, it would take
+        // away the right to choose pids in this one.
+        for (kind, fd, _) in res.joins.iter().filter(|j| j.0 != NsKind::User) {
+            let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
+            nix::sched::setns(fd, flag).map_err(|e| format!("setns into the {kind} of --join-ns: {e}"))?;
+        }
+        for kind in &res.empty {
+            let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
+            nix::sched::unshare(flag).map_err(|e| format!("unshare of an empty {kind}: {e}"))?;
+        }
+    }
     for &c in &t.children {
         let cpid = plan.tasks[c].pid;
         match sys::clone::fork_with_pids(0, &[cpid]) {
@@ -670,10 +808,11 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     }
     // Up to the last possible fd: kstate may have inherited descriptors
     // anywhere, and none of them belongs to the task.
-    let mut keep = [
+    let mut keep = vec![
         res.ready_w.as_raw_fd() as u32,
         res.hold_r.as_raw_fd() as u32,
     ];
+    keep.extend(res.joins.iter().filter(|j| j.0 == NsKind::User).map(|j| j.1.as_raw_fd() as u32));
     keep.sort_unstable();
     let mut from = res.base as u32;
     for k in keep {
@@ -807,7 +946,12 @@ fn seize_stopped(pid: i32) -> Result<(), RestartError> {
 
 /// Rebuilds one stopped restorer task into the checkpointed one: address
 /// space, then core, then (after the injection session) the registers.
-fn restore_task(img: &Image<'_>, t: &TaskPlan<'_>, close: [RawFd; 2]) -> Result<(), RestartError> {
+fn restore_task(
+    img: &Image<'_>,
+    t: &TaskPlan<'_>,
+    close: [RawFd; 2],
+    user: Option<(RawFd, Option<(u32, u32)>)>,
+) -> Result<(), RestartError> {
     let pid = t.pid;
     let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
         pid,
@@ -842,6 +986,18 @@ fn restore_task(img: &Image<'_>, t: &TaskPlan<'_>, close: [RawFd; 2]) -> Result<
     )
     .map_err(ierr)?;
     task_core::restore(pid, core, &mut inj, scratch)?;
+    if let Some((fd, ids)) = user {
+        // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
+        // lack the rights the steps above needed.
+        inj.call("setns (user)", libc::SYS_setns, [fd as u64, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0])
+            .map_err(ierr)?;
+        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]).map_err(ierr)?;
+        if let Some((uid, gid)) = ids {
+            let (u, g) = (uid as u64, gid as u64);
+            inj.call("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0]).map_err(ierr)?;
+            inj.call("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0]).map_err(ierr)?;
+        }
+    }
     inj.call(
         "munmap",
         libc::SYS_munmap,
@@ -864,7 +1020,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     let plan = plan(&img)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
-    let res = open_resources(&plan)?;
+    let res = open_resources(&plan, opts)?;
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
         pids: Vec::new(),
@@ -891,7 +1047,12 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     }
     for t in &plan.tasks {
         log::debug!("restore: task {}", t.pid);
-        restore_task(&img, t, [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()])?;
+        let user = res
+            .joins
+            .iter()
+            .find(|j| j.0 == NsKind::User)
+            .map(|j| (j.1.as_raw_fd(), j.2));
+        restore_task(&img, t, [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()], user)?;
         log::debug!("restore: task {} ready", t.pid);
     }
     for t in &plan.tasks {

@@ -131,6 +131,11 @@ impl Restarted {
     /// until the tree runs (the pidfile is written once every task is let
     /// go). Panics with kstate's stderr if it fails.
     pub fn start(image: &Path, scratch: &Path) -> Restarted {
+        Restarted::start_with(image, scratch, &[])
+    }
+
+    /// [`Restarted::start`] with more arguments (`--join-ns …`).
+    pub fn start_with(image: &Path, scratch: &Path, extra: &[&str]) -> Restarted {
         let pidfile = scratch.join(format!("pid-{}", std::process::id()));
         let _ = std::fs::remove_file(&pidfile);
         let errfile = scratch.join(format!("restart-stderr-{}", std::process::id()));
@@ -139,6 +144,7 @@ impl Restarted {
             .arg(image)
             .arg("--pidfile")
             .arg(&pidfile)
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
