@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use crate::image::format::{fd_kind, vma_kind, Ref};
 use crate::image::reader::{FdView, MmView, Object, PipeView, TaskCoreView, TaskView, VmaView};
 use crate::image::{Image, ImageSource};
-use crate::objects::{core as task_core, vma};
 use crate::kstate::registry::NsKind;
+use crate::objects::{core as task_core, vma};
 use crate::procfs;
 use crate::sys::{self, ptrace};
 
@@ -105,7 +105,10 @@ fn ns_by_name(name: &str) -> Option<NsKind> {
 /// known types only, pid refused (a pid namespace can only be entered by a
 /// new child), no type twice, none in both lists; each namespace file is
 /// opened here, once, and must be a namespace of the type it is given as.
-pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs>, Vec<NsKind>), RestartError> {
+pub fn parse_ns_options(
+    join: &[String],
+    empty: &[String],
+) -> Result<(Vec<JoinNs>, Vec<NsKind>), RestartError> {
     let bad = |spec: &str, why: String| RestartError::BadOption(format!("{spec}: {why}"));
     let mut out = Vec::new();
     for spec in join {
@@ -113,7 +116,8 @@ pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs
         let (name, rest) = spec
             .split_once(':')
             .ok_or_else(|| bad(&arg, "expected NS:PID or NS:FILE".into()))?;
-        let kind = ns_by_name(name).ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
+        let kind = ns_by_name(name)
+            .ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
         if kind == NsKind::Pid {
             return Err(bad(
                 &arg,
@@ -124,7 +128,10 @@ pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs
         let (target, ids) = match rest.rsplit_once(':') {
             Some((t, extra)) if kind == NsKind::User && extra.contains(',') => {
                 let (u, g) = extra.split_once(',').unwrap_or((extra, ""));
-                let parse = |v: &str| v.parse::<u32>().map_err(|_| bad(&arg, format!("{extra:?} is not UID,GID")));
+                let parse = |v: &str| {
+                    v.parse::<u32>()
+                        .map_err(|_| bad(&arg, format!("{extra:?} is not UID,GID")))
+                };
                 (t, Some((parse(u)?, parse(g)?)))
             }
             _ => (rest, None),
@@ -137,12 +144,23 @@ pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs
         } else {
             PathBuf::from(target)
         };
-        let file = std::fs::File::open(&path).map_err(|e| bad(&arg, format!("{}: {e}", path.display())))?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| bad(&arg, format!("{}: {e}", path.display())))?;
         let fd: OwnedFd = file.into();
         match sys::ns_get_nstype(fd.as_fd()) {
             Ok(t) if t == kind.clone_flag() => {}
-            Ok(_) => return Err(bad(&arg, format!("{} is not a {name} namespace", path.display()))),
-            Err(e) => return Err(bad(&arg, format!("{} is not a namespace file ({e})", path.display()))),
+            Ok(_) => {
+                return Err(bad(
+                    &arg,
+                    format!("{} is not a {name} namespace", path.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(bad(
+                    &arg,
+                    format!("{} is not a namespace file ({e})", path.display()),
+                ))
+            }
         }
         out.push(JoinNs {
             kind,
@@ -154,12 +172,19 @@ pub fn parse_ns_options(join: &[String], empty: &[String]) -> Result<(Vec<JoinNs
     let mut empties = Vec::new();
     for name in empty {
         let arg = format!("--empty-ns {name}");
-        let kind = ns_by_name(name).ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
+        let kind = ns_by_name(name)
+            .ok_or_else(|| bad(&arg, format!("unknown namespace type {name:?}")))?;
         if kind != NsKind::Net {
-            return Err(bad(&arg, "only the network namespace can be left empty".into()));
+            return Err(bad(
+                &arg,
+                "only the network namespace can be left empty".into(),
+            ));
         }
         if out.iter().any(|j| j.kind == kind) {
-            return Err(bad(&arg, format!("the {name} namespace is given to both --join-ns and --empty-ns")));
+            return Err(bad(
+                &arg,
+                format!("the {name} namespace is given to both --join-ns and --empty-ns"),
+            ));
         }
         if empties.contains(&kind) {
             return Err(bad(&arg, format!("the {name} namespace is given twice")));
@@ -508,7 +533,7 @@ struct Resources {
     /// `--join-ns` namespaces (above the base), entered by the root before
     /// it creates its children; a user namespace is entered by every task
     /// last of all, by an injected setns.
-    joins: Vec<(NsKind, OwnedFd, Option<(u32, u32)>)>,
+    joins: Vec<JoinNs>,
     empty: Vec<NsKind>,
 }
 
@@ -622,7 +647,12 @@ fn open_resources(plan: &Plan<'_>, opts: &RestartOptions) -> Result<Resources, R
     let mut joins = Vec::new();
     for j in &opts.join {
         let fd = dup_above(&j.fd, base).map_err(task_err(0, format!("dup of {}", j.spec)))?;
-        joins.push((j.kind, fd, j.ids));
+        joins.push(JoinNs {
+            kind: j.kind,
+            fd,
+            ids: j.ids,
+            spec: j.spec.clone(),
+        });
     }
     Ok(Resources {
         base,
@@ -766,9 +796,10 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         // before its children, who inherit them. A user namespace comes
         // last, per task (see `restore_task`): entered now, it would take
         // away the right to choose pids in this one.
-        for (kind, fd, _) in res.joins.iter().filter(|j| j.0 != NsKind::User) {
+        for JoinNs { kind, fd, .. } in res.joins.iter().filter(|j| j.kind != NsKind::User) {
             let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
-            nix::sched::setns(fd, flag).map_err(|e| format!("setns into the {kind} of --join-ns: {e}"))?;
+            nix::sched::setns(fd, flag)
+                .map_err(|e| format!("setns into the {kind} of --join-ns: {e}"))?;
         }
         for kind in &res.empty {
             let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
@@ -812,7 +843,12 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         res.ready_w.as_raw_fd() as u32,
         res.hold_r.as_raw_fd() as u32,
     ];
-    keep.extend(res.joins.iter().filter(|j| j.0 == NsKind::User).map(|j| j.1.as_raw_fd() as u32));
+    keep.extend(
+        res.joins
+            .iter()
+            .filter(|j| j.kind == NsKind::User)
+            .map(|j| j.fd.as_raw_fd() as u32),
+    );
     keep.sort_unstable();
     let mut from = res.base as u32;
     for k in keep {
@@ -989,13 +1025,20 @@ fn restore_task(
     if let Some((fd, ids)) = user {
         // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
         // lack the rights the steps above needed.
-        inj.call("setns (user)", libc::SYS_setns, [fd as u64, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0])
+        inj.call(
+            "setns (user)",
+            libc::SYS_setns,
+            [fd as u64, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0],
+        )
+        .map_err(ierr)?;
+        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
             .map_err(ierr)?;
-        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]).map_err(ierr)?;
         if let Some((uid, gid)) = ids {
             let (u, g) = (uid as u64, gid as u64);
-            inj.call("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0]).map_err(ierr)?;
-            inj.call("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0]).map_err(ierr)?;
+            inj.call("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0])
+                .map_err(ierr)?;
+            inj.call("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0])
+                .map_err(ierr)?;
         }
     }
     inj.call(
@@ -1050,9 +1093,14 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         let user = res
             .joins
             .iter()
-            .find(|j| j.0 == NsKind::User)
-            .map(|j| (j.1.as_raw_fd(), j.2));
-        restore_task(&img, t, [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()], user)?;
+            .find(|j| j.kind == NsKind::User)
+            .map(|j| (j.fd.as_raw_fd(), j.ids));
+        restore_task(
+            &img,
+            t,
+            [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()],
+            user,
+        )?;
         log::debug!("restore: task {} ready", t.pid);
     }
     for t in &plan.tasks {
