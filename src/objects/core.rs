@@ -49,6 +49,10 @@ pub fn describe(c: &TaskCoreView<'_>, out: &mut Map<String, Value>) {
             .collect::<Vec<_>>()),
     );
     out.insert(
+        "securebits".into(),
+        json!(format!("{:#x}", r.securebits.get())),
+    );
+    out.insert(
         "rlimits".into(),
         json!(r
             .rlimits
@@ -270,6 +274,8 @@ pub struct CoreInfo {
     pub altstack: (u64, u64, i32),
     pub brk: u64,
     pub rseq: ptrace::RseqConfig,
+    /// prctl(PR_GET_SECUREBITS), which /proc does not show.
+    pub securebits: u32,
     pub proc: ProcCore,
 }
 
@@ -381,6 +387,13 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
         pid,
         what: format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}"),
     })?;
+    let securebits = inj
+        .call(
+            "prctl(PR_GET_SECUREBITS)",
+            libc::SYS_prctl,
+            [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0],
+        )
+        .map_err(inj_err(pid))? as u32;
     let proc = collect_proc(pid)?;
     if proc.seccomp != 0 {
         return Err(ObjectError::Unsupported {
@@ -405,6 +418,7 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
         altstack: (alt.sp, alt.size, alt.flags),
         brk,
         rseq,
+        securebits,
         proc,
     })
 }
@@ -425,7 +439,7 @@ pub fn dump<W: Write>(w: &mut ImageWriter<W>, task: Ref, c: &CoreInfo) -> Result
         flags: U32::new(flags),
         personality: U32::new(p.personality),
         umask: U32::new(p.umask),
-        securebits: U32::ZERO,
+        securebits: U32::new(c.securebits),
         uids: p.uids.map(U32::new),
         gids: p.gids.map(U32::new),
         caps: p.caps.map(U64::new),
@@ -583,28 +597,213 @@ pub fn restore(
         }
     }
     // Credentials last: after them the task may lack the right to the rest.
+    restore_creds(pid, c, inj, scratch)
+}
+
+/// capget/capset's header (version 3, this thread) and data (low then high
+/// words of effective, permitted, inheritable), as the kernel lays them out.
+fn cap_struct(inh: u64, prm: u64, eff: u64) -> [u32; 8] {
+    const VERSION_3: u32 = 0x2008_0522;
+    let (lo, hi) = (|v: u64| v as u32, |v: u64| (v >> 32) as u32);
+    [
+        VERSION_3,
+        0,
+        lo(eff),
+        lo(prm),
+        lo(inh),
+        hi(eff),
+        hi(prm),
+        hi(inh),
+    ]
+}
+
+/// Puts back the credentials of the task: it runs kstate's (root, with
+/// kstate's capabilities) until then. The order matters, since most steps
+/// need a capability the saved task may not have:
+///
+/// 1. inheritable set, with kstate's permitted and effective kept (the new
+///    inheritable set must come from the old one or the bounding set, so
+///    before the bounding set shrinks);
+/// 2. bounding set drops (CAP_SETPCAP);
+/// 3. no_new_privs;
+/// 4. SECBIT_NO_SETUID_FIXUP for now (CAP_SETPCAP): the uid change then
+///    leaves every capability as it is;
+/// 5. groups, gids, uids (CAP_SETGID, CAP_SETUID), fs ids when they differ;
+/// 6. ambient set (each bit must be permitted and inheritable, and
+///    SECBIT_NO_CAP_AMBIENT_RAISE not set yet);
+/// 7. the saved securebits, locks included (CAP_SETPCAP);
+/// 8. permitted and effective sets, as saved: the last privilege dropped.
+fn restore_creds(
+    pid: i32,
+    c: &TaskCoreView<'_>,
+    inj: &mut Injector,
+    scratch: u64,
+) -> Result<(), ObjectError> {
+    let r = &c.rec;
+    let call = |inj: &mut Injector, name: &'static str, nr: i64, args: [u64; 6]| {
+        inj.call(name, nr, args).map_err(inj_err(pid))
+    };
+    let put =
+        |inj: &mut Injector, bytes: &[u8]| inj.write_mem(scratch, bytes).map_err(inj_err(pid));
+    let prctl = |inj: &mut Injector, name: &'static str, args: [u64; 5]| {
+        let [a, b, c, d, e] = args;
+        inj.call(name, libc::SYS_prctl, [a, b, c, d, e, 0])
+            .map_err(inj_err(pid))
+    };
+    let [inh, prm, eff, bnd, amb] = r.caps.map(|v| v.get());
     let (uids, gids) = (r.uids.map(|u| u.get()), r.gids.map(|g| g.get()));
-    if uids != [0; 4] || gids != [0; 4] || !c.groups.is_empty() {
-        let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
-        put(inj, groups.as_bytes())?;
-        call(
+    let securebits = r.securebits.get() as u64;
+    // 1. kstate's permitted and effective sets, the saved inheritable one.
+    put(inj, cap_struct(0, 0, 0).as_bytes())?;
+    call(
+        inj,
+        "capget",
+        libc::SYS_capget,
+        [scratch, scratch + 8, 0, 0, 0, 0],
+    )?;
+    let mut now = [0u32; 8];
+    inj.read_mem(scratch, now.as_mut_bytes())
+        .map_err(inj_err(pid))?;
+    let word = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    let (my_prm, my_eff) = (word(now[3], now[6]), word(now[2], now[5]));
+    put(inj, cap_struct(inh, my_prm, my_eff).as_bytes())?;
+    call(
+        inj,
+        "capset (inheritable)",
+        libc::SYS_capset,
+        [scratch, scratch + 8, 0, 0, 0, 0],
+    )?;
+    // 2. The bounding set: only drops are possible (of what the task, as
+    // kstate's child, still has).
+    let path = procfs::pid_path(pid, "status");
+    let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+    let my_bnd = procfs::field(&status, b"CapBnd")
+        .and_then(procfs::parse_hex_u64)
+        .ok_or_else(|| ObjectError::ProcParse {
+            pid,
+            path: path.clone(),
+            field: "CapBnd",
+        })?;
+    for cap in 0..64 {
+        if my_bnd & !bnd & (1u64 << cap) != 0 {
+            prctl(
+                inj,
+                "prctl(PR_CAPBSET_DROP)",
+                [libc::PR_CAPBSET_DROP as u64, cap as u64, 0, 0, 0],
+            )?;
+        }
+    }
+    // 3.
+    if r.flags.get() & task_core_flags::NO_NEW_PRIVS != 0 {
+        prctl(
             inj,
-            "setgroups",
-            libc::SYS_setgroups,
-            [groups.len() as u64, scratch, 0, 0, 0, 0],
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0],
         )?;
-        call(
+    }
+    // 4.
+    prctl(
+        inj,
+        "prctl(PR_SET_SECUREBITS)",
+        [
+            libc::PR_SET_SECUREBITS as u64,
+            libc::SECBIT_NO_SETUID_FIXUP as u64,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    // 5. kstate's groups are not the task's, even when it had none.
+    let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
+    put(inj, groups.as_bytes())?;
+    call(
+        inj,
+        "setgroups",
+        libc::SYS_setgroups,
+        [groups.len() as u64, scratch, 0, 0, 0, 0],
+    )?;
+    call(
+        inj,
+        "setresgid",
+        libc::SYS_setresgid,
+        [gids[0] as u64, gids[1] as u64, gids[2] as u64, 0, 0, 0],
+    )?;
+    set_fs_id(pid, inj, "setfsgid", libc::SYS_setfsgid, gids)?;
+    call(
+        inj,
+        "setresuid",
+        libc::SYS_setresuid,
+        [uids[0] as u64, uids[1] as u64, uids[2] as u64, 0, 0, 0],
+    )?;
+    set_fs_id(pid, inj, "setfsuid", libc::SYS_setfsuid, uids)?;
+    // 6.
+    prctl(
+        inj,
+        "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
+        [
+            libc::PR_CAP_AMBIENT as u64,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    for cap in (0..64).filter(|b| amb & (1u64 << b) != 0) {
+        prctl(
             inj,
-            "setresgid",
-            libc::SYS_setresgid,
-            [gids[0] as u64, gids[1] as u64, gids[2] as u64, 0, 0, 0],
+            "prctl(PR_CAP_AMBIENT_RAISE)",
+            [
+                libc::PR_CAP_AMBIENT as u64,
+                libc::PR_CAP_AMBIENT_RAISE as u64,
+                cap,
+                0,
+                0,
+            ],
         )?;
-        call(
-            inj,
-            "setresuid",
-            libc::SYS_setresuid,
-            [uids[0] as u64, uids[1] as u64, uids[2] as u64, 0, 0, 0],
-        )?;
+    }
+    // 7.
+    prctl(
+        inj,
+        "prctl(PR_SET_SECUREBITS)",
+        [libc::PR_SET_SECUREBITS as u64, securebits, 0, 0, 0],
+    )?;
+    // 8. Permitted and effective as saved (the ambient set, a subset of
+    // both permitted and inheritable, stays).
+    put(inj, cap_struct(inh, prm, eff).as_bytes())?;
+    call(
+        inj,
+        "capset",
+        libc::SYS_capset,
+        [scratch, scratch + 8, 0, 0, 0, 0],
+    )?;
+    Ok(())
+}
+
+/// setfsuid/setfsgid to the saved fs id (`ids[3]`) when it is not the
+/// effective one (which setresuid/setresgid made it): these calls return the
+/// previous id, not an error, so the result is read back with an invalid
+/// id (-1), which changes nothing.
+fn set_fs_id(
+    pid: i32,
+    inj: &mut Injector,
+    name: &'static str,
+    nr: i64,
+    ids: [u32; 4],
+) -> Result<(), ObjectError> {
+    if ids[3] == ids[1] {
+        return Ok(());
+    }
+    let mut run = |arg: u32| {
+        inj.syscall(nr, [arg as u64, 0, 0, 0, 0, 0])
+            .map_err(inj_err(pid))
+    };
+    run(ids[3])?;
+    let got = run(u32::MAX)?;
+    if got as u32 != ids[3] {
+        return Err(ObjectError::Task {
+            pid,
+            what: format!("{name}({}) left it at {got}", ids[3]),
+        });
     }
     Ok(())
 }
