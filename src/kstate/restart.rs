@@ -250,9 +250,31 @@ pub struct TaskPlan<'a> {
     pub mm: Option<MmView<'a>>,
     pub vmas: Vec<VmaView<'a>>,
     pub fds: Vec<FdView<'a>>,
+    /// How the task is created into its namespaces.
+    pub ns: NsPlan,
 }
 
-/// The validated image, arranged for restoring.
+/// How one task is created into its namespaces (see [`plan_namespaces`]).
+#[derive(Clone, Debug, Default)]
+pub struct NsPlan {
+    /// CLONE_NEW* flags for the clone3 that creates it.
+    pub clone_flags: u64,
+    /// Its pids in the pid namespaces of the tree's own (innermost first),
+    /// or its one pid when it lives in the restarting process's.
+    pub set_tid: Vec<i32>,
+    /// A new time namespace with these offsets ((monotonic s, ns),
+    /// (boottime s, ns)); entered by the task itself (true) or left for its
+    /// children (false).
+    pub new_time: Option<(((i64, i64), (i64, i64)), bool)>,
+    /// Hostname and domainname of a new uts namespace it creates.
+    pub names: Option<(Vec<u8>, Vec<u8>)>,
+    /// The init of a pid namespace of the tree's own: that namespace's
+    /// last_pid, put back once every task exists.
+    pub last_pid: Option<u32>,
+    /// It lives in a pid namespace of the tree's own (its outermost pid is
+    /// then whatever the restarting process's namespace gives).
+    pub own_pid_ns: bool,
+}
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
     pub pipes: HashMap<u32, PipeView<'a>>,
@@ -277,21 +299,6 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
                         t.rec.threads.get()
                     )));
                 }
-                if t.nspid.len() != 1 {
-                    return Err(unsupported(format!(
-                        "task {pid} lives in a pid namespace of its own: restoring namespaces comes with a later version"
-                    )));
-                }
-                if let Object::Nsproxy(np) = img.resolve(t.rec.nsproxy).map_err(fmt)? {
-                    for (field, r, _) in np.refs() {
-                        let ns = img.resolve(r).map_err(fmt)?;
-                        if !ns.ns_common().is_some_and(|c| c.is_external()) {
-                            return Err(unsupported(format!(
-                                "task {pid}: its {field} namespace is the tree's own: restoring namespaces comes with a later version"
-                            )));
-                        }
-                    }
-                }
                 let parent = t.rec.parent.id().and_then(|p| by_id.get(&p).copied());
                 let me = tasks.len();
                 if let Some(p) = parent {
@@ -308,6 +315,7 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
                     mm: None,
                     vmas: Vec::new(),
                     fds: Vec::new(),
+                    ns: NsPlan::default(),
                 });
             }
             Object::TaskCore(c) => {
@@ -347,7 +355,179 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
             )));
         }
     }
+    plan_namespaces(img, &mut tasks)?;
     Ok(Plan { tasks, pipes })
+}
+
+/// The ten namespace record ids of a task's nsproxy, in nsproxy order:
+/// user, uts, ipc, mnt, pid, pid_for_children, net, cgroup, time,
+/// time_for_children.
+fn nsproxy_ids(img: &Image<'_>, t: &TaskView<'_>) -> Result<[u32; 10], RestartError> {
+    let fmt = |e| RestartError::Unsupported(format!("image: {e}"));
+    match img.resolve(t.rec.nsproxy).map_err(fmt)? {
+        Object::Nsproxy(np) => Ok(np.refs().map(|(_, r, _)| r.id.get())),
+        _ => Err(RestartError::Unsupported(
+            "image: a task's nsproxy is not one".into(),
+        )),
+    }
+}
+
+/// Decides, task by task (parents first), how each is created into its
+/// namespaces: a namespace of the restarting process's is inherited; one of
+/// the tree's own is made by the first task that uses it (with a clone3
+/// flag, or for time by the task itself) and inherited by its descendants.
+/// What cannot be made this way is refused before anything is done: user
+/// namespaces of the tree's own, a namespace shared by tasks of different
+/// branches, pid_for_children unlike pid.
+fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), RestartError> {
+    const USER: usize = 0;
+    const PID: usize = 4;
+    const PFC: usize = 5;
+    const TIME: usize = 8;
+    const TFC: usize = 9;
+    let plain: [(usize, &str, i32); 5] = [
+        (1, "uts", libc::CLONE_NEWUTS),
+        (2, "ipc", libc::CLONE_NEWIPC),
+        (3, "mnt", libc::CLONE_NEWNS),
+        (6, "net", libc::CLONE_NEWNET),
+        (7, "cgroup", libc::CLONE_NEWCGROUP),
+    ];
+    let fmt = |e| RestartError::Unsupported(format!("image: {e}"));
+    let external = |id: u32| -> Result<bool, RestartError> {
+        Ok(img
+            .object(id)
+            .map_err(fmt)?
+            .ns_common()
+            .is_some_and(|c| c.is_external()))
+    };
+    let pid_ns = |id: u32| -> Result<crate::image::format::PidNsRecord, RestartError> {
+        match img.object(id).map_err(fmt)? {
+            Object::PidNs(r) => Ok(r),
+            _ => Err(RestartError::Unsupported(
+                "image: a pid namespace is not one".into(),
+            )),
+        }
+    };
+    let ids: Vec<[u32; 10]> = tasks
+        .iter()
+        .map(|t| nsproxy_ids(img, &t.task))
+        .collect::<Result<_, _>>()?;
+    let mut made: Vec<u32> = Vec::new();
+    for i in 0..tasks.len() {
+        let pid = tasks[i].pid;
+        let refuse = |what: String| RestartError::Unsupported(format!("task {pid}: {what}"));
+        let me = ids[i];
+        let parent = tasks[i].parent.map(|p| ids[p]);
+        let mut ns = NsPlan::default();
+        if !external(me[USER])? {
+            return Err(refuse(
+                "its user namespace is the tree's own: restoring user namespaces is not supported yet"
+                    .into(),
+            ));
+        }
+        if me[PFC] != me[PID] {
+            return Err(refuse(
+                "its pid_for_children differs from its pid namespace".into(),
+            ));
+        }
+        let nspid: Vec<i32> = tasks[i].task.nspid.iter().map(|p| p.get() as i32).collect();
+        if external(me[PID])? {
+            if parent.is_some_and(|p| p[PID] != me[PID]) {
+                return Err(refuse(
+                    "it left its parent's pid namespace for an outside one".into(),
+                ));
+            }
+            ns.set_tid = vec![nspid[0]];
+        } else {
+            ns.own_pid_ns = true;
+            let rec = pid_ns(me[PID])?;
+            if !parent.is_some_and(|p| p[PID] == me[PID]) {
+                let parent_ns = rec.parent.id.get();
+                let from_parent = match parent {
+                    Some(p) => p[PID] == parent_ns,
+                    None => external(parent_ns)?,
+                };
+                if !from_parent || nspid.last() != Some(&1) {
+                    return Err(refuse(
+                        "its pid namespace is neither its parent's nor a new child of it with the task as init"
+                            .into(),
+                    ));
+                }
+                ns.clone_flags |= libc::CLONE_NEWPID as u64;
+                ns.last_pid = Some(rec.last_pid.get());
+            }
+            // The levels of the tree's own, below the outermost external one.
+            let mut own = 0;
+            let mut cur = me[PID];
+            while cur != 0 && !external(cur)? {
+                own += 1;
+                cur = pid_ns(cur)?.parent.id.get();
+            }
+            ns.set_tid = nspid.iter().rev().take(own).copied().collect();
+        }
+        for (slot, name, flag) in plain {
+            let target = me[slot];
+            let inherited = parent.map(|p| p[slot]);
+            if external(target)? {
+                if inherited.is_some_and(|p| p != target) {
+                    return Err(refuse(format!(
+                        "it left its parent's {name} namespace for an outside one"
+                    )));
+                }
+            } else if inherited != Some(target) {
+                if made.contains(&target) {
+                    return Err(refuse(format!(
+                        "its {name} namespace is shared with a task of another branch: not supported yet"
+                    )));
+                }
+                made.push(target);
+                ns.clone_flags |= flag as u64;
+                if slot == 1 {
+                    if let Object::UtsNs(u) = img.object(target).map_err(fmt)? {
+                        ns.names = Some((u.hostname.to_vec(), u.domainname.to_vec()));
+                    }
+                }
+            }
+        }
+        // Time: the task's own comes from its parent's time_for_children
+        // (kstate's for the root) or is new, entered by the task itself; its
+        // time_for_children is its own, or new and left to its children.
+        let offsets = |id: u32| -> Result<((i64, i64), (i64, i64)), RestartError> {
+            match img.object(id).map_err(fmt)? {
+                Object::TimeNs(r) => Ok((
+                    (r.monotonic_sec.get(), r.monotonic_nsec.get()),
+                    (r.boottime_sec.get(), r.boottime_nsec.get()),
+                )),
+                _ => Err(RestartError::Unsupported(
+                    "image: a time namespace is not one".into(),
+                )),
+            }
+        };
+        let time_ok = match parent {
+            Some(p) => p[TFC] == me[TIME],
+            None => external(me[TIME])?,
+        };
+        if !time_ok {
+            if external(me[TIME])? || made.contains(&me[TIME]) {
+                return Err(refuse(
+                    "its time namespace is neither inherited nor new".into(),
+                ));
+            }
+            made.push(me[TIME]);
+            ns.new_time = Some((offsets(me[TIME])?, true));
+        }
+        if me[TFC] != me[TIME] {
+            if ns.new_time.is_some() || external(me[TFC])? || made.contains(&me[TFC]) {
+                return Err(refuse(
+                    "its time_for_children namespace cannot be made".into(),
+                ));
+            }
+            made.push(me[TFC]);
+            ns.new_time = Some((offsets(me[TFC])?, false));
+        }
+        tasks[i].ns = ns;
+    }
+    Ok(())
 }
 
 const CAP_SYS_PTRACE: u32 = 19;
@@ -380,7 +560,9 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
     }
     for t in &plan.tasks {
         let dir = procfs::pid_path(t.pid, "comm");
-        if let Ok(comm) = std::fs::read(&dir) {
+        if t.ns.own_pid_ns {
+            // Its pids are all in fresh namespaces.
+        } else if let Ok(comm) = std::fs::read(&dir) {
             return Err(RestartError::PidTaken {
                 pid: t.pid,
                 comm: procfs::show(procfs::trim(&comm)),
@@ -776,8 +958,36 @@ fn restorer_child(plan: &Plan<'_>, res: &Resources, me: usize) -> ! {
 fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), String> {
     let t = &plan.tasks[me];
     let me_pid = nix::unistd::getpid().as_raw();
-    if me_pid != t.pid {
-        return Err(format!("got pid {me_pid}"));
+    let want = t.task.nspid.last().map_or(0, |p| p.get() as i32);
+    if me_pid != want {
+        return Err(format!("got pid {me_pid}, not {want}"));
+    }
+    // Namespaces the task makes itself: time (with its offsets, written
+    // before any task enters it), and the names of a new uts namespace.
+    if let Some((((ms, mn), (bs, bn)), enter)) = &t.ns.new_time {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_truncate(
+            libc::CLONE_NEWTIME,
+        ))
+        .map_err(|e| format!("unshare of a time namespace: {e}"))?;
+        std::fs::write(
+            "/proc/self/timens_offsets",
+            format!("monotonic {ms} {mn}\nboottime {bs} {bn}\n"),
+        )
+        .map_err(|e| format!("timens_offsets: {e}"))?;
+        if *enter {
+            let f = std::fs::File::open("/proc/self/ns/time_for_children")
+                .map_err(|e| format!("time_for_children: {e}"))?;
+            nix::sched::setns(
+                &f,
+                nix::sched::CloneFlags::from_bits_truncate(libc::CLONE_NEWTIME),
+            )
+            .map_err(|e| format!("entering its time namespace: {e}"))?;
+        }
+    }
+    if let Some((host, domain)) = &t.ns.names {
+        std::fs::write("/proc/sys/kernel/hostname", host).map_err(|e| format!("hostname: {e}"))?;
+        std::fs::write("/proc/sys/kernel/domainname", domain)
+            .map_err(|e| format!("domainname: {e}"))?;
     }
     // Sessions and the groups a task leads are made here, before its
     // children (which inherit them); joining a group led by another task
@@ -808,7 +1018,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     }
     for &c in &t.children {
         let cpid = plan.tasks[c].pid;
-        match sys::clone::fork_with_pids(0, &[cpid]) {
+        match sys::clone::fork_with_pids(plan.tasks[c].ns.clone_flags, &plan.tasks[c].ns.set_tid) {
             Ok(0) => restorer_child(plan, res, c),
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -869,26 +1079,57 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         core.rec.umask.get(),
     ));
-    nix::unistd::write(res.ready_w.as_fd(), format!("R{}\n", t.pid).as_bytes())
-        .map_err(|e| format!("ready: {e}"))?;
+    // The pid as kstate sees it (/proc is the restarting process's), which
+    // differs from the image's when the task is in a pid namespace of its own.
+    let host = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+        .unwrap_or(0);
+    nix::unistd::write(
+        res.ready_w.as_fd(),
+        format!("R{} {host}\n", t.pid).as_bytes(),
+    )
+    .map_err(|e| format!("ready: {e}"))?;
     Ok(())
 }
 
 /// Puts the task into the group it was in, when it does not lead it: run
 /// once every task exists (and so every group leader has made its group in
 /// `restorer_setup`), by an injected setpgid(0, pgid) in the task itself.
-fn join_group(t: &TaskPlan<'_>, inj: &mut sys::inject::Injector) -> Result<(), RestartError> {
-    let (pid, pgid) = (t.pid, t.task.nspgid[0].get() as i32);
+fn join_group(
+    t: &TaskPlan<'_>,
+    pids: &HashMap<i32, i32>,
+    inj: &mut sys::inject::Injector,
+) -> Result<(), RestartError> {
+    let pid = t.pid;
+    let image_pgid = t.task.nspgid[0].get() as i32;
+    let pgid = pids.get(&image_pgid).copied().unwrap_or(image_pgid);
     let now = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
         .map_err(|e| task_err(pid, "getpgid")(io::Error::from(e)))?;
     if now.as_raw() == pgid {
         return Ok(());
     }
-    inj.call("setpgid", libc::SYS_setpgid, [0, pgid as u64, 0, 0, 0, 0])
-        .map_err(|e| RestartError::Restore {
+    // setpgid takes the group as the task itself sees it.
+    let in_task = if t.ns.own_pid_ns {
+        t.task.nspgid.last().map_or(0, |g| g.get() as i32)
+    } else {
+        pgid
+    };
+    if in_task == 0 {
+        return Err(RestartError::Restore {
             pid,
-            what: format!("joining process group {pgid}: {e}"),
-        })?;
+            what: format!("its process group {image_pgid} is led from outside its pid namespace"),
+        });
+    }
+    inj.call(
+        "setpgid",
+        libc::SYS_setpgid,
+        [0, in_task as u64, 0, 0, 0, 0],
+    )
+    .map_err(|e| RestartError::Restore {
+        pid,
+        what: format!("joining process group {pgid}: {e}"),
+    })?;
     Ok(())
 }
 
@@ -910,7 +1151,12 @@ fn test_fail_in_task(point: &str, pid: i32) -> Result<(), String> {
 }
 
 /// Waits for a "ready" line from every task.
-fn wait_ready(res: &Resources, plan: &Plan<'_>, cleanup: &mut Cleanup) -> Result<(), RestartError> {
+fn wait_ready(
+    res: &Resources,
+    plan: &Plan<'_>,
+    cleanup: &mut Cleanup,
+) -> Result<HashMap<i32, i32>, RestartError> {
+    let mut host: HashMap<i32, i32> = HashMap::new();
     let n = plan.tasks.len();
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut buf = Vec::new();
@@ -946,7 +1192,12 @@ fn wait_ready(res: &Resources, plan: &Plan<'_>, cleanup: &mut Cleanup) -> Result
             let mut words = rest.splitn(2, ' ');
             let pid: i32 = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
             if tag == "R" {
-                cleanup.pids.push(pid);
+                let actual = words
+                    .next()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(pid);
+                host.insert(pid, actual);
+                cleanup.pids.push(actual);
                 ready.push(pid);
             } else {
                 return Err(RestartError::Restore {
@@ -956,7 +1207,7 @@ fn wait_ready(res: &Resources, plan: &Plan<'_>, cleanup: &mut Cleanup) -> Result
             }
         }
     }
-    Ok(())
+    Ok(host)
 }
 
 fn seize_stopped(pid: i32) -> Result<(), RestartError> {
@@ -985,6 +1236,7 @@ fn seize_stopped(pid: i32) -> Result<(), RestartError> {
 fn restore_task(
     img: &Image<'_>,
     t: &TaskPlan<'_>,
+    pids: &HashMap<i32, i32>,
     close: [RawFd; 2],
     user: Option<(RawFd, Option<(u32, u32)>)>,
 ) -> Result<(), RestartError> {
@@ -1001,8 +1253,40 @@ fn restore_task(
         pid,
         what: e.to_string(),
     };
-    join_group(t, &mut inj)?;
+    join_group(t, pids, &mut inj)?;
     let scratch = vma::restore(img, t, &mut inj)?;
+    if let Some(last) = t.ns.last_pid {
+        // The init of a pid namespace of the tree's own: its last_pid, now
+        // that every task exists (ns_last_pid is the writer's namespace's).
+        let mem =
+            |inj: &mut sys::inject::Injector, at: u64, b: &[u8]| inj.write_mem(at, b).map_err(ierr);
+        let scratch_page = scratch;
+        mem(&mut inj, scratch_page, b"/proc/sys/kernel/ns_last_pid\0")?;
+        let text = last.to_string();
+        mem(&mut inj, scratch_page + 64, text.as_bytes())?;
+        let fd = inj
+            .call(
+                "open ns_last_pid",
+                libc::SYS_open,
+                [
+                    scratch_page,
+                    (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+            .map_err(ierr)?;
+        let w = inj.call(
+            "write ns_last_pid",
+            libc::SYS_write,
+            [fd, scratch_page + 64, text.len() as u64, 0, 0, 0],
+        );
+        inj.call("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])
+            .map_err(ierr)?;
+        w.map_err(ierr)?;
+    }
     if let Some(what) = test_fail("restore", pid) {
         return Err(RestartError::Restore { pid, what });
     }
@@ -1060,7 +1344,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         path: opts.image.clone(),
         source,
     })?;
-    let plan = plan(&img)?;
+    let mut plan = plan(&img)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
     let res = open_resources(&plan, opts)?;
@@ -1071,7 +1355,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     };
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
-    match sys::clone::fork_with_pids(0, &[root]) {
+    match sys::clone::fork_with_pids(plan.tasks[0].ns.clone_flags, &plan.tasks[0].ns.set_tid) {
         Ok(0) => restorer_child(&plan, &res, 0),
         Ok(_) => cleanup.pids.push(root),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -1082,7 +1366,14 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         }
         Err(e) => return Err(task_err(root, "clone3 with set_tid")(e)),
     }
-    wait_ready(&res, &plan, &mut cleanup)?;
+    let host = wait_ready(&res, &plan, &mut cleanup)?;
+    // From here on kstate knows each task by the pid it sees it as (the
+    // same as the image's, unless the task is in a pid namespace of its own).
+    let by_image: HashMap<i32, i32> = host.clone();
+    for t in plan.tasks.iter_mut() {
+        t.pid = by_image.get(&t.pid).copied().unwrap_or(t.pid);
+    }
+    let root = plan.tasks[0].pid;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
     for t in &plan.tasks {
@@ -1098,6 +1389,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         restore_task(
             &img,
             t,
+            &by_image,
             [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()],
             user,
         )?;
