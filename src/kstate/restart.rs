@@ -254,6 +254,9 @@ pub struct TaskPlan<'a> {
     pub ns: NsPlan,
 }
 
+/// Clock offsets of a time namespace: (monotonic s, ns), (boottime s, ns).
+pub type TimeOffsets = ((i64, i64), (i64, i64));
+
 /// How one task is created into its namespaces (see [`plan_namespaces`]).
 #[derive(Clone, Debug, Default)]
 pub struct NsPlan {
@@ -265,7 +268,7 @@ pub struct NsPlan {
     /// A new time namespace with these offsets ((monotonic s, ns),
     /// (boottime s, ns)); entered by the task itself (true) or left for its
     /// children (false).
-    pub new_time: Option<(((i64, i64), (i64, i64)), bool)>,
+    pub new_time: Option<(TimeOffsets, bool)>,
     /// Hostname and domainname of a new uts namespace it creates.
     pub names: Option<(Vec<u8>, Vec<u8>)>,
     /// The init of a pid namespace of the tree's own: that namespace's
@@ -441,7 +444,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
         } else {
             ns.own_pid_ns = true;
             let rec = pid_ns(me[PID])?;
-            if !parent.is_some_and(|p| p[PID] == me[PID]) {
+            if parent.is_none_or(|p| p[PID] != me[PID]) {
                 let parent_ns = rec.parent.id.get();
                 let from_parent = match parent {
                     Some(p) => p[PID] == parent_ns,
@@ -492,7 +495,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
         // Time: the task's own comes from its parent's time_for_children
         // (kstate's for the root) or is new, entered by the task itself; its
         // time_for_children is its own, or new and left to its children.
-        let offsets = |id: u32| -> Result<((i64, i64), (i64, i64)), RestartError> {
+        let offsets = |id: u32| -> Result<TimeOffsets, RestartError> {
             match img.object(id).map_err(fmt)? {
                 Object::TimeNs(r) => Ok((
                     (r.monotonic_sec.get(), r.monotonic_nsec.get()),
