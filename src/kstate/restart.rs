@@ -968,21 +968,24 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     // Namespaces the task makes itself: time (with its offsets, written
     // before any task enters it), and the names of a new uts namespace.
     if let Some((((ms, mn), (bs, bn)), enter)) = &t.ns.new_time {
-        nix::sched::unshare(nix::sched::CloneFlags::from_bits_truncate(
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
             libc::CLONE_NEWTIME,
         ))
         .map_err(|e| format!("unshare of a time namespace: {e}"))?;
-        std::fs::write(
-            "/proc/self/timens_offsets",
-            format!("monotonic {ms} {mn}\nboottime {bs} {bn}\n"),
-        )
-        .map_err(|e| format!("timens_offsets: {e}"))?;
+        // One write(2) of both lines, on a file opened without O_CREAT or
+        // O_TRUNC (procfs refuses those here).
+        let text = format!("monotonic {ms} {mn}\nboottime {bs} {bn}\n");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/timens_offsets")
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| format!("timens_offsets: {e}"))?;
         if *enter {
             let f = std::fs::File::open("/proc/self/ns/time_for_children")
                 .map_err(|e| format!("time_for_children: {e}"))?;
             nix::sched::setns(
                 &f,
-                nix::sched::CloneFlags::from_bits_truncate(libc::CLONE_NEWTIME),
+                nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
             )
             .map_err(|e| format!("entering its time namespace: {e}"))?;
         }
@@ -1010,12 +1013,12 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         // last, per task (see `restore_task`): entered now, it would take
         // away the right to choose pids in this one.
         for JoinNs { kind, fd, .. } in res.joins.iter().filter(|j| j.kind != NsKind::User) {
-            let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
+            let flag = nix::sched::CloneFlags::from_bits_retain(kind.clone_flag());
             nix::sched::setns(fd, flag)
                 .map_err(|e| format!("setns into the {kind} of --join-ns: {e}"))?;
         }
         for kind in &res.empty {
-            let flag = nix::sched::CloneFlags::from_bits_truncate(kind.clone_flag());
+            let flag = nix::sched::CloneFlags::from_bits_retain(kind.clone_flag());
             nix::sched::unshare(flag).map_err(|e| format!("unshare of an empty {kind}: {e}"))?;
         }
     }
