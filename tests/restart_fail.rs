@@ -458,3 +458,21 @@ fn failure_while_a_task_sets_up_kills_them_all() {
     assert_no_process(&pids);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_task_dying_silently_is_noticed_at_once() {
+    let _serial = serial();
+    let (dir, img, pids, kids) = tree_image("fail-silent");
+    let victim = kids[2];
+    let hook = format!("die:{victim}");
+    let started = std::time::Instant::now();
+    let f = restart_fails(&img, &dir, &[("KSTATE_TEST_FAIL_AT", &hook)], &[], None);
+    assert_failed(&f, &["died before it was ready"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "noticed only after {:?} (the ready timeout is 10 s)",
+        started.elapsed()
+    );
+    assert_no_process(&pids);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1007,6 +1007,10 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             .map_err(|e| format!("setpgid: {e}"))?;
     }
     test_fail_in_task("setup", t.pid)?;
+    if test_fail("die", t.pid).is_some() {
+        // Test hook: die without a word, as a crash would.
+        sys::clone::exit_now(9);
+    }
     if me == 0 {
         // `--join-ns` and `--empty-ns`: the root enters (or makes) them
         // before its children, who inherit them. A user namespace comes
@@ -1185,7 +1189,30 @@ fn wait_ready(
                 ),
             });
         }
-        if !sys::poll_in(res.ready_r.as_raw_fd(), left).map_err(task_err(0, "poll"))? {
+        // Poll in short slices: a task that dies without a word (killed,
+        // or crashed before it could report) is noticed at once, since
+        // kstate is the subreaper of every task it makes.
+        let slice = left.min(Duration::from_millis(50));
+        if !sys::poll_in(res.ready_r.as_raw_fd(), slice).map_err(task_err(0, "poll"))? {
+            // A dead task stays a zombie under its parent, itself blocked:
+            // look for one among kstate's descendants.
+            for pid in descendants() {
+                let stat = procfs::read(&procfs::pid_path(pid, "stat")).unwrap_or_default();
+                let state = stat
+                    .iter()
+                    .rposition(|&b| b == b')')
+                    .and_then(|i| stat.get(i + 2))
+                    .copied();
+                // A task that failed says why before it exits: read that
+                // first if it is there.
+                let said = sys::poll_in(res.ready_r.as_raw_fd(), Duration::ZERO).unwrap_or(false);
+                if state == Some(b'Z') && !said {
+                    return Err(RestartError::Restore {
+                        pid,
+                        what: "a task being restored died before it was ready".into(),
+                    });
+                }
+            }
             continue;
         }
         let k = nix::unistd::read(res.ready_r.as_fd(), &mut chunk)
