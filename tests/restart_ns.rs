@@ -80,6 +80,18 @@ fn nested_pid_namespaces_come_back_twice_side_by_side() {
             "{offsets}"
         );
         assert_ne!(ns(r.root, "net"), ns(std::process::id() as i32, "net"));
+        // The ipc namespace's own limit came back.
+        let msgmax = Command::new("nsenter")
+            .args([
+                "-i",
+                "-t",
+                &r.root.to_string(),
+                "cat",
+                "/proc/sys/kernel/msgmax",
+            ])
+            .output()
+            .expect("nsenter");
+        assert_eq!(String::from_utf8_lossy(&msgmax.stdout).trim(), "12345");
     }
     // Side by side: each restart has namespaces of its own.
     for name in ["pid", "uts", "net", "ipc", "mnt"] {

@@ -267,7 +267,20 @@ impl Kind {
 
     /// The latest record version this build writes and reads.
     pub fn current_version(self) -> u16 {
-        1
+        match self {
+            Kind::IpcNs => 2,
+            _ => 1,
+        }
+    }
+
+    /// Size of the fixed part of `version` (0 for a version that does not
+    /// exist).
+    pub fn fixed_len(self, version: u16) -> usize {
+        match (self, version) {
+            (Kind::IpcNs, 2) => core::mem::size_of::<IpcNsRecord>(),
+            (_, 1) => self.min_fixed_len(),
+            _ => 0,
+        }
     }
 
     /// Size of the fixed part in version 1, the smallest a reader accepts.
@@ -406,6 +419,45 @@ pub struct UtsNsRecord {
     pub common: NsCommon,
     pub hostname_len: U32,
     pub domainname_len: U32,
+}
+
+/// The ipc sysctls an ipc namespace carries, in [`IPC_SYSCTLS`] order.
+pub const IPC_SYSCTL_COUNT: usize = 16;
+
+/// The files (under /proc/sys) of [`IpcNsRecord::sysctls`], in order.
+pub const IPC_SYSCTLS: [&str; IPC_SYSCTL_COUNT] = [
+    "kernel/msgmax",
+    "kernel/msgmnb",
+    "kernel/msgmni",
+    "kernel/shmmax",
+    "kernel/shmall",
+    "kernel/shmmni",
+    "kernel/shm_rmid_forced",
+    "kernel/msg_next_id",
+    "kernel/sem_next_id",
+    "kernel/shm_next_id",
+    "fs/mqueue/queues_max",
+    "fs/mqueue/msg_max",
+    "fs/mqueue/msgsize_max",
+    "fs/mqueue/msg_default",
+    "fs/mqueue/msgsize_default",
+    "kernel/sem",
+];
+
+/// An ipc namespace. Version 1 was [`NsCommon`] alone; version 2 appends
+/// the sysctls (a version-1 record reads with `recorded` 0: none known).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct IpcNsRecord {
+    pub common: NsCommon,
+    /// 1 when the values below were read (an internal namespace).
+    pub recorded: U32,
+    pub reserved: U32,
+    /// Values of [`IPC_SYSCTLS`]; `kernel/sem`'s four numbers are the last
+    /// entry and [`IpcNsRecord::sem`].
+    pub sysctls: [I64; IPC_SYSCTL_COUNT - 1],
+    /// kernel/sem: semmsl, semmns, semopm, semmni.
+    pub sem: [I64; 4],
 }
 
 /// A time namespace with its clock offsets.

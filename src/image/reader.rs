@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::error::{At, FormatError};
 use super::format::{
-    fd_kind, task_core_flags, vma_flags, vma_kind, FdRecord, MmRecord, PageRunRecord,
+    fd_kind, task_core_flags, vma_flags, vma_kind, FdRecord, IpcNsRecord, MmRecord, PageRunRecord,
     PendingSignal, PipeRecord, Sigaction, TaskCoreRecord, VmaRecord,
 };
 use super::format::{
@@ -128,7 +128,8 @@ pub enum Object<'a> {
     PidNs(PidNsRecord),
     UtsNs(UtsNsView<'a>),
     TimeNs(TimeNsRecord),
-    /// ipc, mnt, net and cgroup namespaces.
+    IpcNs(IpcNsRecord),
+    /// mnt, net and cgroup namespaces.
     PlainNs(PlainNsView),
     Nsproxy(NsproxyRecord),
     Task(TaskView<'a>),
@@ -197,6 +198,7 @@ impl<'a> Object<'a> {
             Object::PidNs(_) => Kind::PidNs,
             Object::UtsNs(_) => Kind::UtsNs,
             Object::TimeNs(_) => Kind::TimeNs,
+            Object::IpcNs(_) => Kind::IpcNs,
             Object::PlainNs(v) => v.kind,
             Object::Nsproxy(_) => Kind::Nsproxy,
             Object::Task(_) => Kind::Task,
@@ -216,6 +218,7 @@ impl<'a> Object<'a> {
             Object::PidNs(r) => Some(&r.common),
             Object::UtsNs(v) => Some(&v.rec.common),
             Object::TimeNs(r) => Some(&r.common),
+            Object::IpcNs(r) => Some(&r.common),
             Object::PlainNs(v) => Some(&v.common),
             _ => None,
         }
@@ -528,7 +531,8 @@ impl<'a> Image<'a> {
             }
             // A record of a version this reader knows has exactly that
             // version's fixed part; only a newer version may be longer.
-            if h.version.get() <= kind.current_version() && fixed_len != kind.min_fixed_len() as u64
+            if h.version.get() <= kind.current_version()
+                && fixed_len != kind.fixed_len(h.version.get()) as u64
             {
                 return Err(FormatError::Invalid {
                     at,
@@ -648,6 +652,15 @@ impl<'a> Image<'a> {
                     }
                 }
                 Object::UtsNs(_) | Object::PlainNs(_) => {}
+                Object::IpcNs(r) => {
+                    if r.recorded.get() > 1 || r.reserved.get() != 0 {
+                        return Err(FormatError::NonZero {
+                            at,
+                            field: "recorded",
+                            value: r.recorded.get() as u64,
+                        });
+                    }
+                }
                 Object::Nsproxy(r) => {
                     for (field, rf, kind) in r.refs() {
                         self.check_ref(at, field, rf, kind, false)?;
@@ -1107,7 +1120,11 @@ impl<'a> Image<'a> {
                 cur.finish("boottime_nsec")?;
                 Object::TimeNs(load_fixed(raw.fixed))
             }
-            Kind::IpcNs | Kind::MntNs | Kind::NetNs | Kind::CgroupNs => {
+            Kind::IpcNs => {
+                cur.finish("sem")?;
+                Object::IpcNs(load_fixed(raw.fixed))
+            }
+            Kind::MntNs | Kind::NetNs | Kind::CgroupNs => {
                 cur.finish("owner")?;
                 Object::PlainNs(PlainNsView {
                     kind: raw.kind,

@@ -126,6 +126,7 @@ pub enum NsContents {
         monotonic: (i64, i64),
         boottime: (i64, i64),
     },
+    Ipc(crate::objects::ipc_ns::IpcValues),
 }
 
 /// One namespace in the registry.

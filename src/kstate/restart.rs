@@ -271,6 +271,8 @@ pub struct NsPlan {
     pub new_time: Option<(TimeOffsets, bool)>,
     /// Hostname and domainname of a new uts namespace it creates.
     pub names: Option<(Vec<u8>, Vec<u8>)>,
+    /// The sysctls of a new ipc namespace it creates.
+    pub ipc: Option<crate::objects::ipc_ns::IpcValues>,
     /// The init of a pid namespace of the tree's own: that namespace's
     /// last_pid, put back once every task exists.
     pub last_pid: Option<u32>,
@@ -485,10 +487,12 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
                 }
                 made.push(target);
                 ns.clone_flags |= flag as u64;
-                if slot == 1 {
-                    if let Object::UtsNs(u) = img.object(target).map_err(fmt)? {
-                        ns.names = Some((u.hostname.to_vec(), u.domainname.to_vec()));
+                match img.object(target).map_err(fmt)? {
+                    Object::UtsNs(u) => {
+                        ns.names = Some((u.hostname.to_vec(), u.domainname.to_vec()))
                     }
+                    Object::IpcNs(r) => ns.ipc = crate::objects::ipc_ns::values(&r),
+                    _ => {}
                 }
             }
         }
@@ -988,6 +992,12 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
                 nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
             )
             .map_err(|e| format!("entering its time namespace: {e}"))?;
+        }
+    }
+    if let Some(values) = &t.ns.ipc {
+        for (path, value) in crate::objects::ipc_ns::sysctl_writes(values) {
+            std::fs::write(format!("/proc/sys/{path}"), value)
+                .map_err(|e| format!("ipc sysctl {path}: {e}"))?;
         }
     }
     if let Some((host, domain)) = &t.ns.names {

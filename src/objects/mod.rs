@@ -3,6 +3,7 @@
 
 pub mod core;
 pub mod files;
+pub mod ipc_ns;
 pub mod mm;
 pub mod namespace;
 pub mod nsproxy;

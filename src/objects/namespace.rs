@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 use zerocopy::little_endian::{U32, U64};
 
-use super::{pid_ns, time_ns, user_ns, uts_ns, ObjectError};
+use super::{ipc_ns, pid_ns, time_ns, user_ns, uts_ns, ObjectError};
 use crate::image::format::{ns_flags, NsCommon};
 use crate::image::reader::Object;
 use crate::image::{ImageWriter, Ref};
@@ -166,7 +166,8 @@ pub fn collect_contents(reg: &mut Registry) -> Result<(), ObjectError> {
             NsKind::Pid => pid_ns::collect(ns)?,
             NsKind::Uts => uts_ns::collect(ns)?,
             NsKind::Time => time_ns::collect(ns)?,
-            NsKind::Ipc | NsKind::Mnt | NsKind::Net | NsKind::Cgroup => NsContents::None,
+            NsKind::Ipc => ipc_ns::collect(ns)?,
+            NsKind::Mnt | NsKind::Net | NsKind::Cgroup => NsContents::None,
         };
         log::debug!(
             "collect: {} level {} users {}: {:?}",
@@ -230,9 +231,8 @@ pub fn dump_all<W: Write>(reg: &mut Registry, w: &mut ImageWriter<W>) -> Result<
                 ),
                 NsKind::Uts => uts_ns::dump(w, c, ns),
                 NsKind::Time => time_ns::dump(w, c, ns),
-                NsKind::Ipc | NsKind::Mnt | NsKind::Net | NsKind::Cgroup => {
-                    w.push(kind.image_kind(), &c, &[])
-                }
+                NsKind::Ipc => ipc_ns::dump(w, c, ns),
+                NsKind::Mnt | NsKind::Net | NsKind::Cgroup => w.push(kind.image_kind(), &c, &[]),
             }
             .map_err(ObjectError::Write)?;
             log::debug!("dump: {} as record {}", ns.key, r.id.get());
@@ -266,6 +266,7 @@ pub fn describe(obj: &Object<'_>, out: &mut Map<String, Value>) {
         Object::PidNs(r) => pid_ns::describe(r, out),
         Object::UtsNs(v) => uts_ns::describe(v, out),
         Object::TimeNs(r) => time_ns::describe(r, out),
+        Object::IpcNs(r) => ipc_ns::describe(r, out),
         _ => {}
     }
 }

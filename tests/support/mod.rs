@@ -185,6 +185,14 @@ impl Builder {
     /// An ipc, mnt, net or cgroup namespace.
     pub fn plain_ns(&mut self, kind: Kind, flags: u32, owner: Ref) -> Ref {
         let rec = common(flags, 1, self.ino(), owner);
+        if kind == Kind::IpcNs {
+            // Version 2 of the ipc record carries sysctls (none here).
+            let ipc = kstate::image::format::IpcNsRecord {
+                common: rec,
+                ..Default::default()
+            };
+            return self.push(kind, &ipc, &[]);
+        }
         self.push(kind, &rec, &[])
     }
 
