@@ -414,3 +414,54 @@ fn a_known_version_has_exactly_its_fixed_part() {
         Image::parse(&b).err()
     );
 }
+
+#[test]
+fn an_older_shorter_record_reads_with_defaults() {
+    use kstate::image::format::{NsCommon, Ref};
+    use kstate::image::{HeaderInfo, ImageWriter};
+    use zerocopy::little_endian::{U32, U64};
+    // An ipc namespace as format 1.0 wrote it (record version 1: NsCommon
+    // alone), beside one of version 2 with its sysctls.
+    let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
+    let common = NsCommon {
+        flags: U32::new(0),
+        users: U32::new(1),
+        dev: U64::new(4),
+        ino: U64::new(99),
+        owner: Ref::UNDEF,
+    };
+    let old = w.push_version(Kind::IpcNs, 1, &common, &[]).unwrap();
+    let mut rec = kstate::image::format::IpcNsRecord {
+        common,
+        ..Default::default()
+    };
+    rec.recorded = U32::new(1);
+    rec.sysctls[0] = zerocopy::little_endian::I64::new(12345);
+    let new = w.push(Kind::IpcNs, &rec, &[]).unwrap();
+    let bytes = w.finish().unwrap();
+    let img = Image::parse(&bytes).expect("both versions are valid");
+    let Ok(Object::IpcNs(r)) = img.resolve(old) else {
+        panic!("ipc record")
+    };
+    assert_eq!(r.common.ino.get(), 99);
+    assert_eq!(r.recorded.get(), 0, "the appended fields read as zero");
+    assert_eq!(kstate::objects::ipc_ns::values(&r), None);
+    let Ok(Object::IpcNs(r)) = img.resolve(new) else {
+        panic!("ipc record")
+    };
+    assert_eq!(
+        kstate::objects::ipc_ns::values(&r).map(|v| v.0[0]),
+        Some(12345)
+    );
+    // A version-1 record may not carry the version-2 fixed part.
+    let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
+    w.push_version(Kind::IpcNs, 1, &rec, &[]).unwrap();
+    let bytes = w.finish().unwrap();
+    assert!(matches!(
+        Image::parse(&bytes),
+        Err(FormatError::Invalid {
+            field: "fixed_len",
+            ..
+        })
+    ));
+}

@@ -40,6 +40,8 @@ pub struct ImageWriter<W: Write> {
     pos: u64,
     index: Vec<IndexEntry>,
     header: FileHeader,
+    /// Version to stamp on the next record (0: the kind's current one).
+    version: u16,
 }
 
 impl<W: Write> ImageWriter<W> {
@@ -63,6 +65,7 @@ impl<W: Write> ImageWriter<W> {
             pos: header.as_bytes().len() as u64,
             index: Vec::new(),
             header,
+            version: 0,
         })
     }
 
@@ -94,6 +97,20 @@ impl<W: Write> ImageWriter<W> {
         fixed: &T,
         vars: &[&[u8]],
     ) -> io::Result<Ref> {
+        self.push_version(kind, kind.current_version(), fixed, vars)
+    }
+
+    /// Like [`ImageWriter::push`], stamping an older record `version` (whose
+    /// fixed part `fixed` must be): what an older kstate wrote, for tests of
+    /// how newer readers take it.
+    pub fn push_version<T: IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        kind: Kind,
+        version: u16,
+        fixed: &T,
+        vars: &[&[u8]],
+    ) -> io::Result<Ref> {
+        self.version = version;
         let fixed = fixed.as_bytes();
         let len = fixed.len() as u64 + vars.iter().map(|v| v.len() as u64).sum::<u64>();
         let r = self.begin(kind, fixed.len(), len, |crc| {
@@ -182,7 +199,12 @@ impl<W: Write> ImageWriter<W> {
         let id = self.index.len() as u32 + 1;
         let mut h = RecordHeader::new_zeroed();
         h.kind = U16::new(kind as u16);
-        h.version = U16::new(kind.current_version());
+        h.version = U16::new(if self.version == 0 {
+            kind.current_version()
+        } else {
+            self.version
+        });
+        self.version = 0;
         h.header_len = U16::new(core::mem::size_of::<RecordHeader>() as u16);
         h.fixed_len = U16::new(fixed_len as u16);
         h.id = U32::new(id);
