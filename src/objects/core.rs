@@ -123,6 +123,8 @@ pub struct ProcCore {
     pub rlimits: [[u64; 2]; 16],
     pub cwd: Vec<u8>,
     pub root: Vec<u8>,
+    /// SigCgt | SigIgn: the signals whose disposition is not the default.
+    pub handled_signals: u64,
 }
 
 fn ids4(status: &[u8], key: &[u8]) -> Option<[u32; 4]> {
@@ -162,6 +164,14 @@ pub fn parse_limits(text: &[u8]) -> Option<[[u64; 2]; 16]> {
 pub fn collect_proc(pid: i32) -> Result<ProcCore, ObjectError> {
     let path = procfs::pid_path(pid, "status");
     let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+    // Unknown (unparsable) masks count as all handled: every signal is
+    // then asked for, which is slower but never wrong.
+    let mask_of = |key: &[u8]| {
+        procfs::field(&status, key)
+            .and_then(procfs::parse_hex_u64)
+            .unwrap_or(u64::MAX)
+    };
+    let handled_signals = mask_of(b"SigCgt") | mask_of(b"SigIgn");
     let bad = |field| ObjectError::ProcParse {
         pid,
         path: path.clone(),
@@ -216,6 +226,7 @@ pub fn collect_proc(pid: i32) -> Result<ProcCore, ObjectError> {
         rlimits,
         cwd: files::task_path(pid, "cwd")?,
         root: files::task_path(pid, "root")?,
+        handled_signals,
     })
 }
 
@@ -344,14 +355,8 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
     let sigmask = regs::get_sigmask(pid).map_err(regs_err(pid))?;
     // Only the signals /proc says are caught or ignored have a disposition
     // worth a system call; the others are SIG_DFL.
-    let status_path = procfs::pid_path(pid, "status");
-    let status = procfs::read(&status_path).map_err(proc_err(pid, &status_path))?;
-    let mask_of = |key: &[u8]| {
-        procfs::field(&status, key)
-            .and_then(procfs::parse_hex_u64)
-            .unwrap_or(u64::MAX)
-    };
-    let handled = mask_of(b"SigCgt") | mask_of(b"SigIgn");
+    let proc = collect_proc(pid)?;
+    let handled = proc.handled_signals;
     let mut sigactions = Vec::new();
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || handled & (1u64 << (sig - 1)) == 0 {
@@ -394,7 +399,6 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
             [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0],
         )
         .map_err(inj_err(pid))? as u32;
-    let proc = collect_proc(pid)?;
     if proc.seccomp != 0 {
         return Err(ObjectError::Unsupported {
             pid,
@@ -496,6 +500,32 @@ pub fn dump<W: Write>(w: &mut ImageWriter<W>, task: Ref, c: &CoreInfo) -> Result
     .map_err(ObjectError::Write)
 }
 
+/// Injected calls into one task during its restore, errors naming it, with
+/// a scratch buffer (at least a page) for their arguments.
+struct Calls<'a> {
+    inj: &'a mut Injector,
+    pid: i32,
+    scratch: u64,
+}
+
+impl Calls<'_> {
+    fn call(&mut self, name: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, ObjectError> {
+        self.inj.call(name, nr, args).map_err(inj_err(self.pid))
+    }
+
+    fn prctl(&mut self, name: &'static str, args: [u64; 5]) -> Result<u64, ObjectError> {
+        let [a, b, c, d, e] = args;
+        self.call(name, libc::SYS_prctl, [a, b, c, d, e, 0])
+    }
+
+    /// Writes `bytes` at the start of the scratch buffer.
+    fn put(&mut self, bytes: &[u8]) -> Result<(), ObjectError> {
+        self.inj
+            .write_mem(self.scratch, bytes)
+            .map_err(inj_err(self.pid))
+    }
+}
+
 /// Puts back the core of a restored task through `inj`, with `scratch` (at
 /// least a page) as buffer; registers, mask and extended state are set by
 /// [`restore_registers`] once the injection session is over.
@@ -506,11 +536,7 @@ pub fn restore(
     scratch: u64,
 ) -> Result<(), ObjectError> {
     let r = &c.rec;
-    let call = |inj: &mut Injector, name: &'static str, nr: i64, args: [u64; 6]| {
-        inj.call(name, nr, args).map_err(inj_err(pid))
-    };
-    let put =
-        |inj: &mut Injector, bytes: &[u8]| inj.write_mem(scratch, bytes).map_err(inj_err(pid));
+    let mut k = Calls { inj, pid, scratch };
     for sa in c.sigactions {
         let raw = [
             sa.handler.get(),
@@ -518,9 +544,8 @@ pub fn restore(
             sa.restorer.get(),
             sa.mask.get(),
         ];
-        put(inj, raw.as_bytes())?;
-        call(
-            inj,
+        k.put(raw.as_bytes())?;
+        k.call(
             "rt_sigaction",
             libc::SYS_rt_sigaction,
             [sa.signo.get() as u64, scratch, 0, 8, 0, 0],
@@ -529,9 +554,8 @@ pub fn restore(
     for (which, t) in r.itimers.iter().enumerate() {
         let v = t.map(|x| x.get());
         if v != [0; 4] {
-            put(inj, v.as_bytes())?;
-            call(
-                inj,
+            k.put(v.as_bytes())?;
+            k.call(
                 "setitimer",
                 libc::SYS_setitimer,
                 [which as u64, scratch, 0, 0, 0, 0],
@@ -550,15 +574,13 @@ pub fn restore(
     } else {
         [0, libc::SS_DISABLE as u64, 0]
     };
-    put(inj, alt.as_bytes())?;
-    call(
-        inj,
+    k.put(alt.as_bytes())?;
+    k.call(
         "sigaltstack",
         libc::SYS_sigaltstack,
         [scratch, 0, 0, 0, 0, 0],
     )?;
-    call(
-        inj,
+    k.call(
         "personality",
         libc::SYS_personality,
         [r.personality.get() as u64, 0, 0, 0, 0, 0],
@@ -568,28 +590,25 @@ pub fn restore(
     // the injector, which queues it again as thread-directed), or dropped by
     // the kernel if its default action is to ignore it.
     if !c.pending.is_empty() {
-        put(inj, r.sigmask.get().as_bytes())?;
-        call(
-            inj,
+        k.put(r.sigmask.get().as_bytes())?;
+        k.call(
             "rt_sigprocmask",
             libc::SYS_rt_sigprocmask,
             [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
         )?;
     }
     for p in c.pending {
-        put(inj, &p.siginfo)?;
+        k.put(&p.siginfo)?;
         let signo =
             i32::from_le_bytes([p.siginfo[0], p.siginfo[1], p.siginfo[2], p.siginfo[3]]) as u64;
         if p.shared.get() != 0 {
-            call(
-                inj,
+            k.call(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
                 [pid as u64, signo, scratch, 0, 0, 0],
             )?;
         } else {
-            call(
-                inj,
+            k.call(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
                 [pid as u64, pid as u64, signo, scratch, 0, 0],
@@ -640,35 +659,25 @@ fn restore_creds(
     scratch: u64,
 ) -> Result<(), ObjectError> {
     let r = &c.rec;
-    let call = |inj: &mut Injector, name: &'static str, nr: i64, args: [u64; 6]| {
-        inj.call(name, nr, args).map_err(inj_err(pid))
-    };
-    let put =
-        |inj: &mut Injector, bytes: &[u8]| inj.write_mem(scratch, bytes).map_err(inj_err(pid));
-    let prctl = |inj: &mut Injector, name: &'static str, args: [u64; 5]| {
-        let [a, b, c, d, e] = args;
-        inj.call(name, libc::SYS_prctl, [a, b, c, d, e, 0])
-            .map_err(inj_err(pid))
-    };
+    let mut k = Calls { inj, pid, scratch };
     let [inh, prm, eff, bnd, amb] = r.caps.map(|v| v.get());
     let (uids, gids) = (r.uids.map(|u| u.get()), r.gids.map(|g| g.get()));
     let securebits = r.securebits.get() as u64;
     // 1. kstate's permitted and effective sets, the saved inheritable one.
-    put(inj, cap_struct(0, 0, 0).as_bytes())?;
-    call(
-        inj,
+    k.put(cap_struct(0, 0, 0).as_bytes())?;
+    k.call(
         "capget",
         libc::SYS_capget,
         [scratch, scratch + 8, 0, 0, 0, 0],
     )?;
     let mut now = [0u32; 8];
-    inj.read_mem(scratch, now.as_mut_bytes())
+    k.inj
+        .read_mem(scratch, now.as_mut_bytes())
         .map_err(inj_err(pid))?;
     let word = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
     let (my_prm, my_eff) = (word(now[3], now[6]), word(now[2], now[5]));
-    put(inj, cap_struct(inh, my_prm, my_eff).as_bytes())?;
-    call(
-        inj,
+    k.put(cap_struct(inh, my_prm, my_eff).as_bytes())?;
+    k.call(
         "capset (inheritable)",
         libc::SYS_capset,
         [scratch, scratch + 8, 0, 0, 0, 0],
@@ -686,8 +695,7 @@ fn restore_creds(
         })?;
     for cap in 0..64 {
         if my_bnd & !bnd & (1u64 << cap) != 0 {
-            prctl(
-                inj,
+            k.prctl(
                 "prctl(PR_CAPBSET_DROP)",
                 [libc::PR_CAPBSET_DROP as u64, cap as u64, 0, 0, 0],
             )?;
@@ -695,15 +703,13 @@ fn restore_creds(
     }
     // 3.
     if r.flags.get() & task_core_flags::NO_NEW_PRIVS != 0 {
-        prctl(
-            inj,
+        k.prctl(
             "prctl(PR_SET_NO_NEW_PRIVS)",
             [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0],
         )?;
     }
     // 4.
-    prctl(
-        inj,
+    k.prctl(
         "prctl(PR_SET_SECUREBITS)",
         [
             libc::PR_SET_SECUREBITS as u64,
@@ -715,30 +721,26 @@ fn restore_creds(
     )?;
     // 5. kstate's groups are not the task's, even when it had none.
     let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
-    put(inj, groups.as_bytes())?;
-    call(
-        inj,
+    k.put(groups.as_bytes())?;
+    k.call(
         "setgroups",
         libc::SYS_setgroups,
         [groups.len() as u64, scratch, 0, 0, 0, 0],
     )?;
-    call(
-        inj,
+    k.call(
         "setresgid",
         libc::SYS_setresgid,
         [gids[0] as u64, gids[1] as u64, gids[2] as u64, 0, 0, 0],
     )?;
-    set_fs_id(pid, inj, "setfsgid", libc::SYS_setfsgid, gids)?;
-    call(
-        inj,
+    set_fs_id(pid, k.inj, "setfsgid", libc::SYS_setfsgid, gids)?;
+    k.call(
         "setresuid",
         libc::SYS_setresuid,
         [uids[0] as u64, uids[1] as u64, uids[2] as u64, 0, 0, 0],
     )?;
-    set_fs_id(pid, inj, "setfsuid", libc::SYS_setfsuid, uids)?;
+    set_fs_id(pid, k.inj, "setfsuid", libc::SYS_setfsuid, uids)?;
     // 6.
-    prctl(
-        inj,
+    k.prctl(
         "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
         [
             libc::PR_CAP_AMBIENT as u64,
@@ -749,8 +751,7 @@ fn restore_creds(
         ],
     )?;
     for cap in (0..64).filter(|b| amb & (1u64 << b) != 0) {
-        prctl(
-            inj,
+        k.prctl(
             "prctl(PR_CAP_AMBIENT_RAISE)",
             [
                 libc::PR_CAP_AMBIENT as u64,
@@ -762,16 +763,14 @@ fn restore_creds(
         )?;
     }
     // 7.
-    prctl(
-        inj,
+    k.prctl(
         "prctl(PR_SET_SECUREBITS)",
         [libc::PR_SET_SECUREBITS as u64, securebits, 0, 0, 0],
     )?;
     // 8. Permitted and effective as saved (the ambient set, a subset of
     // both permitted and inheritable, stays).
-    put(inj, cap_struct(inh, prm, eff).as_bytes())?;
-    call(
-        inj,
+    k.put(cap_struct(inh, prm, eff).as_bytes())?;
+    k.call(
         "capset",
         libc::SYS_capset,
         [scratch, scratch + 8, 0, 0, 0, 0],

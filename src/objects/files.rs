@@ -4,10 +4,8 @@
 //! Anything else (sockets, eventfd, epoll, …) is refused at checkpoint with an
 //! error naming the task, the fd and what it is, never skipped.
 
-use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
@@ -165,13 +163,6 @@ pub fn set_status_flags(fd: &OwnedFd, flags: u32) -> std::io::Result<()> {
 pub fn task_path(pid: i32, which: &str) -> Result<Vec<u8>, ObjectError> {
     let link = procfs::pid_path(pid, which);
     procfs::readlink(&link).map_err(proc_err(pid, &link))
-}
-
-/// Checks a regular file still is what was checkpointed (device, inode and
-/// size unchanged), before a restart relies on it.
-pub fn same_file(path: &Path, dev: u64, ino: u64) -> std::io::Result<bool> {
-    let m = File::open(path)?.metadata()?;
-    Ok(m.dev() == dev && m.ino() == ino)
 }
 
 pub fn describe_pipe(p: &PipeView<'_>, out: &mut Map<String, Value>) {
