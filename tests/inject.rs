@@ -446,3 +446,74 @@ fn drop_without_finish_restores() {
     stdin.write_all(b"after drop\n").expect("write to fixture");
     assert_eq!(w.next_line("echo"), "GOT after drop");
 }
+
+/// A batch runs its calls in one resume: results and out-buffers come back,
+/// the first failing call stops the run and is named, a signal arriving
+/// meanwhile is held back like for single calls, and the session still
+/// leaves the thread exactly as it was (a blocked read carries on).
+#[test]
+fn batch_of_calls() {
+    use kstate::sys::inject::{Batch, InjectError, KERNEL_SIGACTION_SIZE};
+    let mut w = start("read");
+    freeze_in_syscall(&w, SYS_READ);
+    let before = snapshot(&w);
+    kill(Pid::from_raw(w.pid), Signal::SIGUSR1).expect("kill SIGUSR1");
+    {
+        let mut inj = Injector::new(w.pid).unwrap_or_else(|e| panic!("{e}"));
+        let area = inj.scratch(16384).expect("scratch");
+        let mut b = Batch::new(area, 16384);
+        let getpid = b.push("getpid", libc::SYS_getpid, [0; 6]);
+        let sa = b.buffer(KERNEL_SIGACTION_SIZE);
+        b.push(
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [libc::SIGUSR1 as u64, 0, sa, 8, 0, 0],
+        );
+        let it = b.buffer(32);
+        b.push(
+            "getitimer",
+            libc::SYS_getitimer,
+            [libc::ITIMER_VIRTUAL as u64, it, 0, 0, 0, 0],
+        );
+        let brk = b.push("brk", libc::SYS_brk, [0; 6]);
+        let res = inj.run(b).unwrap_or_else(|e| panic!("batch: {e}"));
+        assert_eq!(res.ret(getpid), w.pid as u64);
+        assert!(res.ret(brk) > 0);
+        let mut raw = [0u8; KERNEL_SIGACTION_SIZE];
+        raw.copy_from_slice(res.bytes(sa, KERNEL_SIGACTION_SIZE));
+        assert_eq!(KernelSigaction::from_raw(&raw).handler, w.info("handler"));
+        let interval = u64::from_ne_bytes(res.bytes(it, 8).try_into().expect("8 bytes"));
+        assert_eq!(interval, 100000, "ITIMER_VIRTUAL interval");
+        assert_eq!(inj.pending_signals(), vec![libc::SIGUSR1]);
+
+        // close(-1) fails: the run stops there, getpid after it never runs.
+        let mut b = Batch::new(area, 16384);
+        let out = b.buffer(8);
+        b.push("getppid", libc::SYS_getppid, [0; 6]);
+        b.push("close", libc::SYS_close, [u64::MAX, 0, 0, 0, 0, 0]);
+        b.push("gettimeofday", libc::SYS_gettimeofday, [out, 0, 0, 0, 0, 0]);
+        match inj.run(b) {
+            Err(InjectError::Syscall { call, errno, .. }) => {
+                assert_eq!((call, errno), ("close", libc::EBADF))
+            }
+            other => panic!("a failing call must end the batch: {other:?}"),
+        }
+        // Too much for the area: refused before anything runs.
+        let mut b = Batch::new(area, 256);
+        for _ in 0..8 {
+            b.push("getpid", libc::SYS_getpid, [0; 6]);
+        }
+        assert!(matches!(
+            inj.run(b),
+            Err(InjectError::BatchTooLarge { calls: 8, .. })
+        ));
+        inj.finish().unwrap_or_else(|e| panic!("finish: {e}"));
+    }
+    assert_eq!(snapshot(&w), before);
+    detach(w.pid);
+    let me = std::process::id();
+    assert_eq!(w.next_line("held-back SIGUSR1"), format!("USR1 {me} 1"));
+    let stdin = w.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"after batch\n").expect("write to fixture");
+    assert_eq!(w.next_line("echo"), "GOT after batch");
+}

@@ -268,7 +268,11 @@ use crate::image::format::{
     task_core_flags, PendingSignal, Sigaction, TaskCoreRecord, USER_REGS_WORDS,
 };
 use crate::image::{ImageWriter, Kind, Ref};
-use crate::sys::inject::{Injector, KernelSigaction};
+use crate::sys::inject::{Batch, Injector, KernelSigaction, KERNEL_SIGACTION_SIZE};
+
+/// Room for the batch of calls that reads a task's core at checkpoint (64
+/// signals' actions, timers, the alternate stack and their call table).
+const COLLECT_AREA: usize = 16 * 1024;
 use crate::sys::{ptrace, regs};
 
 /// Everything of a task's core, as collected.
@@ -357,29 +361,69 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
     // worth a system call; the others are SIG_DFL.
     let proc = collect_proc(pid)?;
     let handled = proc.handled_signals;
-    let mut sigactions = Vec::new();
+    // Everything read by injected calls, in one batch (one resume of the
+    // task instead of two stops per call).
+    let area = inj.scratch(COLLECT_AREA).map_err(inj_err(pid))?;
+    let mut b = Batch::new(area, COLLECT_AREA);
+    let mut asked = Vec::new();
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || handled & (1u64 << (sig - 1)) == 0 {
             continue;
         }
-        let raw = inj.get_sigaction(sig).map_err(inj_err(pid))?;
+        let buf = b.buffer(KERNEL_SIGACTION_SIZE);
+        b.push(
+            "rt_sigaction",
+            libc::SYS_rt_sigaction,
+            [sig as u64, 0, buf, 8, 0, 0],
+        );
+        asked.push((sig as u32, buf));
+    }
+    let timer_bufs: Vec<u64> = (0..3)
+        .map(|which| {
+            let buf = b.buffer(32);
+            b.push("getitimer", libc::SYS_getitimer, [which, buf, 0, 0, 0, 0]);
+            buf
+        })
+        .collect();
+    let alt_buf = b.buffer(24);
+    b.push(
+        "sigaltstack",
+        libc::SYS_sigaltstack,
+        [0, alt_buf, 0, 0, 0, 0],
+    );
+    let brk_call = b.push("brk", libc::SYS_brk, [0; 6]);
+    let secbits_call = b.push(
+        "prctl(PR_GET_SECUREBITS)",
+        libc::SYS_prctl,
+        [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0],
+    );
+    let res = inj.run(b).map_err(inj_err(pid))?;
+    let word = |at: u64, i: u64| -> u64 {
+        res.bytes(at + i * 8, 8)
+            .try_into()
+            .map(u64::from_ne_bytes)
+            .unwrap_or(0)
+    };
+    let mut sigactions = Vec::new();
+    for (sig, buf) in asked {
+        let mut raw = [0u8; KERNEL_SIGACTION_SIZE];
+        raw.copy_from_slice(res.bytes(buf, KERNEL_SIGACTION_SIZE));
         let sa = KernelSigaction::from_raw(&raw);
         if sa.handler != 0 || sa.flags != 0 || sa.mask != 0 {
-            sigactions.push((sig as u32, sa));
+            sigactions.push((sig, sa));
         }
     }
     let mut itimers = [[0i64; 4]; 3];
-    for (which, slot) in itimers.iter_mut().enumerate() {
-        let t = inj.get_itimer(which as i32).map_err(inj_err(pid))?;
-        *slot = [
-            t.it_interval.tv_sec,
-            t.it_interval.tv_usec,
-            t.it_value.tv_sec,
-            t.it_value.tv_usec,
-        ];
+    for (slot, buf) in itimers.iter_mut().zip(timer_bufs) {
+        *slot = [0, 1, 2, 3].map(|i| word(buf, i) as i64);
     }
-    let alt = inj.get_sigaltstack().map_err(inj_err(pid))?;
-    let brk = inj.get_brk().map_err(inj_err(pid))?;
+    let alt = (
+        word(alt_buf, 0),
+        word(alt_buf, 1) as u32 as i32,
+        word(alt_buf, 2),
+    );
+    let brk = res.ret(brk_call);
+    let securebits = res.ret(secbits_call) as u32;
     let mut pending = Vec::new();
     for shared in [false, true] {
         let infos = ptrace::peek_siginfo(pid, shared).map_err(|e| ObjectError::Task {
@@ -392,13 +436,6 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
         pid,
         what: format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}"),
     })?;
-    let securebits = inj
-        .call(
-            "prctl(PR_GET_SECUREBITS)",
-            libc::SYS_prctl,
-            [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0],
-        )
-        .map_err(inj_err(pid))? as u32;
     if proc.seccomp != 0 {
         return Err(ObjectError::Unsupported {
             pid,
@@ -419,7 +456,7 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
         sigactions,
         pending,
         itimers,
-        altstack: (alt.sp, alt.size, alt.flags),
+        altstack: (alt.0, alt.2, alt.1),
         brk,
         rseq,
         securebits,

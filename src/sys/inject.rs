@@ -126,6 +126,13 @@ pub enum InjectError {
         call: &'static str,
         errno: i32,
     },
+    #[error("task {tid}: a batch of {calls} calls with {data} bytes of data does not fit its {room}-byte area")]
+    BatchTooLarge {
+        tid: i32,
+        calls: usize,
+        data: usize,
+        room: usize,
+    },
 }
 
 /// The raw `siginfo_t` of a signal the injector took over (128 bytes).
@@ -191,6 +198,129 @@ fn words<const N: usize>(b: &[u8]) -> [u64; N] {
     out
 }
 
+/// Protection of memory that holds a batch: its code runs there, its data
+/// is read and written there.
+pub const BATCH_PROT: u64 = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
+
+/// The batch runner, x86_64 machine code placed at the start of a batch's
+/// area. With `rbx` = the call table and `r12` = the number of entries, each
+/// entry 8 words (nr, six arguments, result):
+///
+/// ```text
+///  0: test r12, r12          4d 85 e4
+///  3: jz   done              74 32
+///  5: mov  rax, [rbx]        48 8b 03
+///  8: mov  rdi, [rbx+8]      48 8b 7b 08
+/// 12: mov  rsi, [rbx+16]     48 8b 73 10
+/// 16: mov  rdx, [rbx+24]     48 8b 53 18
+/// 20: mov  r10, [rbx+32]     4c 8b 53 20
+/// 24: mov  r8,  [rbx+40]     4c 8b 43 28
+/// 28: mov  r9,  [rbx+48]     4c 8b 4b 30
+/// 32: syscall                0f 05
+/// 34: mov  [rbx+56], rax     48 89 43 38
+/// 38: cmp  rax, -4095        48 3d 01 f0 ff ff
+/// 44: jae  done              73 09        (an -errno result stops the run)
+/// 46: add  rbx, 64           48 83 c3 40
+/// 50: dec  r12               49 ff cc
+/// 53: jmp  0                 eb c9
+/// 55: done: int3             cc
+/// ```
+///
+/// It needs no stack; `rbx` and `r12` survive `syscall` (which clobbers only
+/// `rcx` and `r11`). At the trap, `rbx` points at the entry that failed (or
+/// the end of the table) and `r12` counts the entries not run.
+const BATCH_CODE: [u8; 56] = [
+    0x4d, 0x85, 0xe4, 0x74, 0x32, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x7b, 0x08, 0x48, 0x8b, 0x73, 0x10,
+    0x48, 0x8b, 0x53, 0x18, 0x4c, 0x8b, 0x53, 0x20, 0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30,
+    0x0f, 0x05, 0x48, 0x89, 0x43, 0x38, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0x73, 0x09, 0x48, 0x83,
+    0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xc9, 0xcc,
+];
+/// Room for [`BATCH_CODE`] at the start of an area; data follows.
+const BATCH_CODE_ROOM: usize = 64;
+/// Bytes of one call-table entry.
+const BATCH_ENTRY: usize = 64;
+
+/// System calls to run in a thread in one go ([`Injector::run`]): one
+/// resume and one stop for the whole list instead of two stops per call.
+/// The calls run in order and the first that returns -errno ends the run.
+/// Their in-memory arguments are placed with [`Batch::data`] and
+/// [`Batch::buffer`], which give the address the thread sees.
+#[derive(Debug)]
+pub struct Batch {
+    area: u64,
+    room: usize,
+    data: Vec<u8>,
+    calls: Vec<(&'static str, i64, [u64; 6])>,
+}
+
+impl Batch {
+    /// An empty batch for the executable, writable area of `room` bytes at
+    /// `area` in the thread ([`BATCH_PROT`]; the [`Injector::scratch`], or one
+    /// of the caller's).
+    pub fn new(area: u64, room: usize) -> Batch {
+        Batch {
+            area,
+            room,
+            data: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
+
+    /// Places `bytes` (8-aligned) in the area; returns their address there.
+    pub fn data(&mut self, bytes: &[u8]) -> u64 {
+        let at = self.data.len().next_multiple_of(8);
+        self.data.resize(at, 0);
+        self.data.extend_from_slice(bytes);
+        self.area + (BATCH_CODE_ROOM + at) as u64
+    }
+
+    /// Reserves `len` zeroed bytes (8-aligned) for a call to write into;
+    /// read them from the [`BatchResult`].
+    pub fn buffer(&mut self, len: usize) -> u64 {
+        self.data(&vec![0u8; len])
+    }
+
+    /// Adds a call; returns its index in the results.
+    pub fn push(&mut self, name: &'static str, nr: i64, args: [u64; 6]) -> usize {
+        self.calls.push((name, nr, args));
+        self.calls.len() - 1
+    }
+
+    /// Number of calls.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// No call yet.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// What a [`Batch`] left: each call's result and the data area as the
+/// calls left it.
+#[derive(Debug)]
+pub struct BatchResult {
+    base: u64,
+    data: Vec<u8>,
+    rets: Vec<u64>,
+}
+
+impl BatchResult {
+    /// The result of call `i` (never an -errno: a failure ends the run with
+    /// an error).
+    pub fn ret(&self, i: usize) -> u64 {
+        self.rets.get(i).copied().unwrap_or(0)
+    }
+
+    /// `len` bytes at `addr` of the data area (as given by [`Batch::data`]
+    /// or [`Batch::buffer`]); empty when outside it.
+    pub fn bytes(&self, addr: u64, len: usize) -> &[u8] {
+        let off = addr.wrapping_sub(self.base) as usize;
+        self.data.get(off..off.saturating_add(len)).unwrap_or(&[])
+    }
+}
+
 /// An injection session on one ptrace-stopped thread. See the module
 /// documentation for the protocol. Use it from the thread that attached.
 pub struct Injector {
@@ -204,6 +334,9 @@ pub struct Injector {
     pending: Vec<RawSiginfo>,
     /// The thread has been resumed (a call was injected).
     resumed: bool,
+    /// The thread is in the signal-delivery stop of a batch's final trap,
+    /// not in a syscall-exit stop.
+    in_trap: bool,
     done: bool,
 }
 
@@ -340,6 +473,7 @@ impl Injector {
             mem,
             pending: Vec::new(),
             resumed: false,
+            in_trap: false,
             done: false,
         };
         inj.syscall_ip = inj.find_syscall_insn()?;
@@ -563,6 +697,7 @@ impl Injector {
         r.r8 = args[4];
         r.r9 = args[5];
         self.resumed = true;
+        self.in_trap = false;
         regs::set_regs(tid, &r)?;
         match self.run_to_syscall_stop("run to injected syscall entry")? {
             Phase::Entry => {}
@@ -609,9 +744,112 @@ impl Injector {
         Ok(r as u64)
     }
 
-    /// An anonymous read-write mapping of at least `len` bytes in the
-    /// thread, made by an injected mmap(2) the first time and reused (made
-    /// again, larger, if `len` grows). `finish` unmaps it.
+    /// Runs `batch` in the thread: writes the runner, data and call table
+    /// into the batch's area in one write, resumes the thread there with
+    /// PTRACE_CONT and waits for the runner's final trap (signals arriving
+    /// meanwhile are taken over, as for single calls). Fails with
+    /// [`InjectError::Syscall`] naming the first call that failed; the calls
+    /// before it took effect.
+    pub fn run(&mut self, batch: Batch) -> Result<BatchResult, InjectError> {
+        let tid = self.tid;
+        let n = batch.calls.len();
+        if n == 0 {
+            return Ok(BatchResult {
+                base: batch.area + BATCH_CODE_ROOM as u64,
+                data: batch.data,
+                rets: Vec::new(),
+            });
+        }
+        let table_off = BATCH_CODE_ROOM + batch.data.len().next_multiple_of(8);
+        let total = table_off + n * BATCH_ENTRY;
+        if total > batch.room {
+            return Err(InjectError::BatchTooLarge {
+                tid,
+                calls: n,
+                data: batch.data.len(),
+                room: batch.room,
+            });
+        }
+        let mut image = vec![0u8; total];
+        image[..BATCH_CODE.len()].copy_from_slice(&BATCH_CODE);
+        image[BATCH_CODE_ROOM..BATCH_CODE_ROOM + batch.data.len()].copy_from_slice(&batch.data);
+        for (i, (_, nr, args)) in batch.calls.iter().enumerate() {
+            let e = table_off + i * BATCH_ENTRY;
+            image[e..e + 8].copy_from_slice(&nr.to_ne_bytes());
+            for (k, a) in args.iter().enumerate() {
+                image[e + 8 + k * 8..e + 16 + k * 8].copy_from_slice(&a.to_ne_bytes());
+            }
+        }
+        self.write_mem(batch.area, &image)?;
+        let table = batch.area + table_off as u64;
+        let trap_ip = batch.area + BATCH_CODE.len() as u64;
+        let mut r = self.saved;
+        r.rip = batch.area;
+        r.rbx = table;
+        r.r12 = n as u64;
+        r.orig_rax = u64::MAX;
+        self.resumed = true;
+        regs::set_regs(tid, &r)?;
+        let step = "run an injected batch";
+        ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
+        let after = loop {
+            match self.wait_stop(step)? {
+                Stop::Signal(sig) => {
+                    if sig & 0x7f == libc::SIGTRAP {
+                        let now = regs::get_regs(tid)?;
+                        if now.rip == trap_ip {
+                            break now;
+                        }
+                    }
+                    let info =
+                        ptrace_getsiginfo(tid).map_err(ptrace_err(tid, "PTRACE_GETSIGINFO"))?;
+                    self.take_signal(info);
+                }
+                Stop::Event { sig, event } => {
+                    log::debug!("task {tid}: {step}: event stop {event} (signal {sig}), resuming");
+                }
+                stop @ (Stop::Exited(_) | Stop::Killed(_)) => {
+                    return Err(InjectError::UnexpectedStop { tid, step, stop })
+                }
+            }
+            ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
+        };
+        self.in_trap = true;
+        let mut back = vec![0u8; total - BATCH_CODE_ROOM];
+        self.read_mem(batch.area + BATCH_CODE_ROOM as u64, &mut back)?;
+        let tbl = &back[table_off - BATCH_CODE_ROOM..];
+        let rets: Vec<u64> = (0..n)
+            .map(|i| {
+                let e = i * BATCH_ENTRY + 56;
+                words::<1>(&tbl[e..e + 8])[0]
+            })
+            .collect();
+        let done = after.rbx.wrapping_sub(table) / BATCH_ENTRY as u64;
+        log::debug!(
+            "task {tid}: injected batch of {n} calls, {} run",
+            (done as usize + 1).min(n)
+        );
+        if after.r12 != 0 {
+            let i = (done as usize).min(n - 1);
+            let errno = (rets[i] as i64).unsigned_abs() as i32;
+            return Err(InjectError::Syscall {
+                tid,
+                call: batch.calls[i].0,
+                errno,
+            });
+        }
+        back.truncate(batch.data.len());
+        Ok(BatchResult {
+            base: batch.area + BATCH_CODE_ROOM as u64,
+            data: back,
+            rets,
+        })
+    }
+
+    /// An anonymous mapping of at least `len` bytes in the thread, made by
+    /// an injected mmap(2) the first time and reused (made again, larger, if
+    /// `len` grows); readable, writable and executable, so that it can hold
+    /// a [`Batch`] as well as arguments. `finish` unmaps it.
     pub fn scratch(&mut self, len: usize) -> Result<u64, InjectError> {
         let page = crate::sys::page_size();
         let len = len.max(1).div_ceil(page) * page;
@@ -627,7 +865,7 @@ impl Injector {
             [
                 0,
                 len as u64,
-                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                BATCH_PROT,
                 (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
                 u64::MAX,
                 0,
@@ -753,6 +991,11 @@ impl Injector {
     fn restore(&mut self) -> Result<(), InjectError> {
         let tid = self.tid;
         self.done = true;
+        if self.in_trap {
+            // Out of the batch's trap stop into a syscall-exit stop, the
+            // state the steps below start from.
+            self.call("getpid", libc::SYS_getpid, [0; 6])?;
+        }
         let mask = self.requeue()?;
         self.unmap_scratch()?;
         self.requeue_stop()?;
