@@ -498,14 +498,24 @@ fn batch_of_calls() {
             }
             other => panic!("a failing call must end the batch: {other:?}"),
         }
-        // Too much for the area: refused before anything runs.
+        // A table longer than the room runs in pieces (3 entries each here).
         let mut b = Batch::new(area, 256);
-        for _ in 0..8 {
-            b.push("getpid", libc::SYS_getpid, [0; 6]);
+        let calls: Vec<usize> = (0..8)
+            .map(|_| b.push("getpid", libc::SYS_getpid, [0; 6]))
+            .collect();
+        let res = inj
+            .run(b)
+            .unwrap_or_else(|e| panic!("batch in pieces: {e}"));
+        for i in calls {
+            assert_eq!(res.ret(i), w.pid as u64, "call {i}");
         }
+        // Data too large for the area: refused before anything runs.
+        let mut b = Batch::new(area, 256);
+        b.buffer(200);
+        b.push("getpid", libc::SYS_getpid, [0; 6]);
         assert!(matches!(
             inj.run(b),
-            Err(InjectError::BatchTooLarge { calls: 8, .. })
+            Err(InjectError::BatchTooLarge { calls: 1, .. })
         ));
         inj.finish().unwrap_or_else(|e| panic!("finish: {e}"));
     }

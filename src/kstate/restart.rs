@@ -1119,7 +1119,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
 fn join_group(
     t: &TaskPlan<'_>,
     pids: &HashMap<i32, i32>,
-    inj: &mut sys::inject::Injector,
+    b: &mut sys::inject::Batch,
 ) -> Result<(), RestartError> {
     let pid = t.pid;
     let image_pgid = t.task.nspgid[0].get() as i32;
@@ -1141,15 +1141,11 @@ fn join_group(
             what: format!("its process group {image_pgid} is led from outside its pid namespace"),
         });
     }
-    inj.call(
-        "setpgid",
+    b.push(
+        "setpgid (joining its process group)",
         libc::SYS_setpgid,
         [0, in_task as u64, 0, 0, 0, 0],
-    )
-    .map_err(|e| RestartError::Restore {
-        pid,
-        what: format!("joining process group {pgid}: {e}"),
-    })?;
+    );
     Ok(())
 }
 
@@ -1296,82 +1292,76 @@ fn restore_task(
         pid,
         what: e.to_string(),
     };
-    join_group(t, pids, &mut inj)?;
-    let scratch = vma::restore(img, t, &mut inj)?;
-    if let Some(last) = t.ns.last_pid {
-        // The init of a pid namespace of the tree's own: its last_pid, now
-        // that every task exists (ns_last_pid is the writer's namespace's).
-        let mem =
-            |inj: &mut sys::inject::Injector, at: u64, b: &[u8]| inj.write_mem(at, b).map_err(ierr);
-        let scratch_page = scratch;
-        mem(&mut inj, scratch_page, b"/proc/sys/kernel/ns_last_pid\0")?;
-        let text = last.to_string();
-        mem(&mut inj, scratch_page + 64, text.as_bytes())?;
-        let fd = inj
-            .call(
-                "open ns_last_pid",
-                libc::SYS_open,
-                [
-                    scratch_page,
-                    (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
-                    0,
-                    0,
-                    0,
-                    0,
-                ],
-            )
-            .map_err(ierr)?;
-        let w = inj.call(
-            "write ns_last_pid",
-            libc::SYS_write,
-            [fd, scratch_page + 64, text.len() as u64, 0, 0, 0],
-        );
-        inj.call("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])
-            .map_err(ierr)?;
-        w.map_err(ierr)?;
-    }
+    // The address space is rebuilt and the core put back in two batches of
+    // injected calls (see `sys::inject::Batch`): the first clears the
+    // restorer's mappings and opens the files the saved ones need, the
+    // second makes the mappings and does everything else, credentials last;
+    // then the pages are written.
+    let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
+    let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
+        vec![(last_pid_path, libc::O_WRONLY)]
+    } else {
+        Vec::new()
+    };
+    let layout = vma::prepare(t, &mut inj, &extra)?;
     if let Some(what) = test_fail("restore", pid) {
         return Err(RestartError::Restore { pid, what });
     }
+    let mut b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
+    join_group(t, pids, &mut b)?;
+    vma::map(t, &layout, &mut b)?;
+    if let (Some(last), Some(&fd)) = (t.ns.last_pid, layout.extra_fds.first()) {
+        // The init of a pid namespace of the tree's own: its last_pid, now
+        // that every task exists (ns_last_pid is the writer's namespace's).
+        let text = last.to_string();
+        let at = b.data(text.as_bytes());
+        b.push(
+            "write ns_last_pid",
+            libc::SYS_write,
+            [fd, at, text.len() as u64, 0, 0, 0],
+        );
+        b.push("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0]);
+    }
     for fd in close {
-        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
-            .map_err(ierr)?;
+        b.push(
+            "close (restorer pipe)",
+            libc::SYS_close,
+            [fd as u64, 0, 0, 0, 0, 0],
+        );
     }
     // The comm (the restorer's is "kstate").
     let mut comm = [0u8; 16];
     let c = t.task.comm();
     comm[..c.len().min(15)].copy_from_slice(&c[..c.len().min(15)]);
-    inj.write_mem(scratch, &comm).map_err(ierr)?;
-    inj.call(
+    let at = b.data(&comm);
+    b.push(
         "prctl(PR_SET_NAME)",
         libc::SYS_prctl,
-        [libc::PR_SET_NAME as u64, scratch, 0, 0, 0, 0],
-    )
-    .map_err(ierr)?;
-    task_core::restore(pid, core, &mut inj, scratch)?;
+        [libc::PR_SET_NAME as u64, at, 0, 0, 0, 0],
+    );
+    let checks = task_core::restore(pid, core, &mut b)?;
     if let Some((fd, ids)) = user {
         // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
         // lack the rights the steps above needed.
-        inj.call(
+        b.push(
             "setns (user)",
             libc::SYS_setns,
             [fd as u64, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0],
-        )
-        .map_err(ierr)?;
-        inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
-            .map_err(ierr)?;
+        );
+        b.push("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
         if let Some((uid, gid)) = ids {
             let (u, g) = (uid as u64, gid as u64);
-            inj.call("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0])
-                .map_err(ierr)?;
-            inj.call("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0])
-                .map_err(ierr)?;
+            b.push("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0]);
+            b.push("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0]);
         }
     }
+    let res = inj.run(b).map_err(ierr)?;
+    checks.verify(pid, &res)?;
+    vma::fill(img, t, &mut inj)?;
     inj.call(
         "munmap",
         libc::SYS_munmap,
-        [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
+        [layout.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
     )
     .map_err(ierr)?;
     inj.finish().map_err(ierr)?;

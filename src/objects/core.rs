@@ -268,7 +268,7 @@ use crate::image::format::{
     task_core_flags, PendingSignal, Sigaction, TaskCoreRecord, USER_REGS_WORDS,
 };
 use crate::image::{ImageWriter, Kind, Ref};
-use crate::sys::inject::{Batch, Injector, KernelSigaction, KERNEL_SIGACTION_SIZE};
+use crate::sys::inject::{Batch, BatchResult, Injector, KernelSigaction, KERNEL_SIGACTION_SIZE};
 
 /// Room for the batch of calls that reads a task's core at checkpoint (64
 /// signals' actions, timers, the alternate stack and their call table).
@@ -537,43 +537,41 @@ pub fn dump<W: Write>(w: &mut ImageWriter<W>, task: Ref, c: &CoreInfo) -> Result
     .map_err(ObjectError::Write)
 }
 
-/// Injected calls into one task during its restore, errors naming it, with
-/// a scratch buffer (at least a page) for their arguments.
-struct Calls<'a> {
-    inj: &'a mut Injector,
-    pid: i32,
-    scratch: u64,
+/// What must be checked once the batch of a core restore has run: the fs
+/// ids (setfsuid/setfsgid return the previous id, never an error, so each
+/// is read back with an invalid id, -1, which changes nothing).
+#[derive(Debug, Default)]
+pub struct CoreChecks {
+    fs_ids: Vec<(&'static str, usize, u32)>,
 }
 
-impl Calls<'_> {
-    fn call(&mut self, name: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, ObjectError> {
-        self.inj.call(name, nr, args).map_err(inj_err(self.pid))
-    }
-
-    fn prctl(&mut self, name: &'static str, args: [u64; 5]) -> Result<u64, ObjectError> {
-        let [a, b, c, d, e] = args;
-        self.call(name, libc::SYS_prctl, [a, b, c, d, e, 0])
-    }
-
-    /// Writes `bytes` at the start of the scratch buffer.
-    fn put(&mut self, bytes: &[u8]) -> Result<(), ObjectError> {
-        self.inj
-            .write_mem(self.scratch, bytes)
-            .map_err(inj_err(self.pid))
+impl CoreChecks {
+    /// Fails naming the call whose id did not take.
+    pub fn verify(&self, pid: i32, res: &BatchResult) -> Result<(), ObjectError> {
+        for &(name, i, want) in &self.fs_ids {
+            let got = res.ret(i) as u32;
+            if got != want {
+                return Err(ObjectError::Task {
+                    pid,
+                    what: format!("{name}({want}) left it at {got}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
-/// Puts back the core of a restored task through `inj`, with `scratch` (at
-/// least a page) as buffer; registers, mask and extended state are set by
+fn prctl(b: &mut Batch, name: &'static str, args: [u64; 5]) {
+    let [a1, a2, a3, a4, a5] = args;
+    b.push(name, libc::SYS_prctl, [a1, a2, a3, a4, a5, 0]);
+}
+
+/// Adds the calls that put back the core of a restored task to `b`:
+/// handlers, timers, alternate stack, personality, pending signals, and
+/// credentials last. Registers, mask and extended state are set by
 /// [`restore_registers`] once the injection session is over.
-pub fn restore(
-    pid: i32,
-    c: &TaskCoreView<'_>,
-    inj: &mut Injector,
-    scratch: u64,
-) -> Result<(), ObjectError> {
+pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
-    let mut k = Calls { inj, pid, scratch };
     for sa in c.sigactions {
         let raw = [
             sa.handler.get(),
@@ -581,22 +579,22 @@ pub fn restore(
             sa.restorer.get(),
             sa.mask.get(),
         ];
-        k.put(raw.as_bytes())?;
-        k.call(
+        let at = b.data(raw.as_bytes());
+        b.push(
             "rt_sigaction",
             libc::SYS_rt_sigaction,
-            [sa.signo.get() as u64, scratch, 0, 8, 0, 0],
-        )?;
+            [sa.signo.get() as u64, at, 0, 8, 0, 0],
+        );
     }
     for (which, t) in r.itimers.iter().enumerate() {
         let v = t.map(|x| x.get());
         if v != [0; 4] {
-            k.put(v.as_bytes())?;
-            k.call(
+            let at = b.data(v.as_bytes());
+            b.push(
                 "setitimer",
                 libc::SYS_setitimer,
-                [which as u64, scratch, 0, 0, 0, 0],
-            )?;
+                [which as u64, at, 0, 0, 0, 0],
+            );
         }
     }
     // The alternate stack as it was, or none (the restorer may have one).
@@ -611,49 +609,45 @@ pub fn restore(
     } else {
         [0, libc::SS_DISABLE as u64, 0]
     };
-    k.put(alt.as_bytes())?;
-    k.call(
-        "sigaltstack",
-        libc::SYS_sigaltstack,
-        [scratch, 0, 0, 0, 0, 0],
-    )?;
-    k.call(
+    let at = b.data(alt.as_bytes());
+    b.push("sigaltstack", libc::SYS_sigaltstack, [at, 0, 0, 0, 0, 0]);
+    b.push(
         "personality",
         libc::SYS_personality,
         [r.personality.get() as u64, 0, 0, 0, 0, 0],
-    )?;
+    );
     // The task's own mask before its pending signals are queued: with the
     // restorer's (empty) mask a blocked signal would be delivered at once (to
     // the injector, which queues it again as thread-directed), or dropped by
     // the kernel if its default action is to ignore it.
     if !c.pending.is_empty() {
-        k.put(r.sigmask.get().as_bytes())?;
-        k.call(
+        let at = b.data(r.sigmask.get().as_bytes());
+        b.push(
             "rt_sigprocmask",
             libc::SYS_rt_sigprocmask,
-            [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
-        )?;
+            [libc::SIG_SETMASK as u64, at, 0, 8, 0, 0],
+        );
     }
     for p in c.pending {
-        k.put(&p.siginfo)?;
+        let at = b.data(&p.siginfo);
         let signo =
             i32::from_le_bytes([p.siginfo[0], p.siginfo[1], p.siginfo[2], p.siginfo[3]]) as u64;
         if p.shared.get() != 0 {
-            k.call(
+            b.push(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
-                [pid as u64, signo, scratch, 0, 0, 0],
-            )?;
+                [pid as u64, signo, at, 0, 0, 0],
+            );
         } else {
-            k.call(
+            b.push(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
-                [pid as u64, pid as u64, signo, scratch, 0, 0],
-            )?;
+                [pid as u64, pid as u64, signo, at, 0, 0],
+            );
         }
     }
     // Credentials last: after them the task may lack the right to the rest.
-    restore_creds(pid, c, inj, scratch)
+    restore_creds(pid, c, b)
 }
 
 /// capget/capset's header (version 3, this thread) and data (low then high
@@ -677,9 +671,9 @@ fn cap_struct(inh: u64, prm: u64, eff: u64) -> [u32; 8] {
 /// kstate's capabilities) until then. The order matters, since most steps
 /// need a capability the saved task may not have:
 ///
-/// 1. inheritable set, with kstate's permitted and effective kept (the new
-///    inheritable set must come from the old one or the bounding set, so
-///    before the bounding set shrinks);
+/// 1. inheritable set, with the restorer's permitted and effective kept
+///    (the new inheritable set must come from the old one or the bounding
+///    set, so before the bounding set shrinks);
 /// 2. bounding set drops (CAP_SETPCAP);
 /// 3. no_new_privs;
 /// 4. SECBIT_NO_SETUID_FIXUP for now (CAP_SETPCAP): the uid change then
@@ -689,64 +683,55 @@ fn cap_struct(inh: u64, prm: u64, eff: u64) -> [u32; 8] {
 ///    SECBIT_NO_CAP_AMBIENT_RAISE not set yet);
 /// 7. the saved securebits, locks included (CAP_SETPCAP);
 /// 8. permitted and effective sets, as saved: the last privilege dropped.
-fn restore_creds(
-    pid: i32,
-    c: &TaskCoreView<'_>,
-    inj: &mut Injector,
-    scratch: u64,
-) -> Result<(), ObjectError> {
+///
+/// The restorer's own sets (kstate's, inherited) are read from
+/// /proc/PID/status, since the calls run later, in one batch.
+fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
-    let mut k = Calls { inj, pid, scratch };
     let [inh, prm, eff, bnd, amb] = r.caps.map(|v| v.get());
     let (uids, gids) = (r.uids.map(|u| u.get()), r.gids.map(|g| g.get()));
     let securebits = r.securebits.get() as u64;
-    // 1. kstate's permitted and effective sets, the saved inheritable one.
-    k.put(cap_struct(0, 0, 0).as_bytes())?;
-    k.call(
-        "capget",
-        libc::SYS_capget,
-        [scratch, scratch + 8, 0, 0, 0, 0],
-    )?;
-    let mut now = [0u32; 8];
-    k.inj
-        .read_mem(scratch, now.as_mut_bytes())
-        .map_err(inj_err(pid))?;
-    let word = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-    let (my_prm, my_eff) = (word(now[3], now[6]), word(now[2], now[5]));
-    k.put(cap_struct(inh, my_prm, my_eff).as_bytes())?;
-    k.call(
-        "capset (inheritable)",
-        libc::SYS_capset,
-        [scratch, scratch + 8, 0, 0, 0, 0],
-    )?;
-    // 2. The bounding set: only drops are possible (of what the task, as
-    // kstate's child, still has).
     let path = procfs::pid_path(pid, "status");
     let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
-    let my_bnd = procfs::field(&status, b"CapBnd")
-        .and_then(procfs::parse_hex_u64)
-        .ok_or_else(|| ObjectError::ProcParse {
-            pid,
-            path: path.clone(),
-            field: "CapBnd",
-        })?;
+    let cap = |field: &'static str| {
+        procfs::field(&status, field.as_bytes())
+            .and_then(procfs::parse_hex_u64)
+            .ok_or_else(|| ObjectError::ProcParse {
+                pid,
+                path: path.clone(),
+                field,
+            })
+    };
+    let (my_prm, my_eff, my_bnd) = (cap("CapPrm")?, cap("CapEff")?, cap("CapBnd")?);
+    // 1.
+    let at = b.data(cap_struct(inh, my_prm, my_eff).as_bytes());
+    b.push(
+        "capset (inheritable)",
+        libc::SYS_capset,
+        [at, at + 8, 0, 0, 0, 0],
+    );
+    // 2. The bounding set: only drops are possible (of what the task, as
+    // kstate's child, still has).
     for cap in 0..64 {
         if my_bnd & !bnd & (1u64 << cap) != 0 {
-            k.prctl(
+            prctl(
+                b,
                 "prctl(PR_CAPBSET_DROP)",
                 [libc::PR_CAPBSET_DROP as u64, cap as u64, 0, 0, 0],
-            )?;
+            );
         }
     }
     // 3.
     if r.flags.get() & task_core_flags::NO_NEW_PRIVS != 0 {
-        k.prctl(
+        prctl(
+            b,
             "prctl(PR_SET_NO_NEW_PRIVS)",
             [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0],
-        )?;
+        );
     }
     // 4.
-    k.prctl(
+    prctl(
+        b,
         "prctl(PR_SET_SECUREBITS)",
         [
             libc::PR_SET_SECUREBITS as u64,
@@ -755,29 +740,38 @@ fn restore_creds(
             0,
             0,
         ],
-    )?;
+    );
     // 5. kstate's groups are not the task's, even when it had none.
     let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
-    k.put(groups.as_bytes())?;
-    k.call(
+    let at = b.data(groups.as_bytes());
+    b.push(
         "setgroups",
         libc::SYS_setgroups,
-        [groups.len() as u64, scratch, 0, 0, 0, 0],
-    )?;
-    k.call(
+        [groups.len() as u64, at, 0, 0, 0, 0],
+    );
+    b.push(
         "setresgid",
         libc::SYS_setresgid,
         [gids[0] as u64, gids[1] as u64, gids[2] as u64, 0, 0, 0],
-    )?;
-    set_fs_id(pid, k.inj, "setfsgid", libc::SYS_setfsgid, gids)?;
-    k.call(
+    );
+    let mut checks = CoreChecks::default();
+    let mut fs_id = |b: &mut Batch, name: &'static str, nr: i64, ids: [u32; 4]| {
+        if ids[3] != ids[1] {
+            b.push(name, nr, [ids[3] as u64, 0, 0, 0, 0, 0]);
+            let i = b.push(name, nr, [u32::MAX as u64, 0, 0, 0, 0, 0]);
+            checks.fs_ids.push((name, i, ids[3]));
+        }
+    };
+    fs_id(b, "setfsgid", libc::SYS_setfsgid, gids);
+    b.push(
         "setresuid",
         libc::SYS_setresuid,
         [uids[0] as u64, uids[1] as u64, uids[2] as u64, 0, 0, 0],
-    )?;
-    set_fs_id(pid, k.inj, "setfsuid", libc::SYS_setfsuid, uids)?;
+    );
+    fs_id(b, "setfsuid", libc::SYS_setfsuid, uids);
     // 6.
-    k.prctl(
+    prctl(
+        b,
         "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
         [
             libc::PR_CAP_AMBIENT as u64,
@@ -786,9 +780,10 @@ fn restore_creds(
             0,
             0,
         ],
-    )?;
-    for cap in (0..64).filter(|b| amb & (1u64 << b) != 0) {
-        k.prctl(
+    );
+    for cap in (0..64).filter(|bit| amb & (1u64 << bit) != 0) {
+        prctl(
+            b,
             "prctl(PR_CAP_AMBIENT_RAISE)",
             [
                 libc::PR_CAP_AMBIENT as u64,
@@ -797,51 +792,19 @@ fn restore_creds(
                 0,
                 0,
             ],
-        )?;
+        );
     }
     // 7.
-    k.prctl(
+    prctl(
+        b,
         "prctl(PR_SET_SECUREBITS)",
         [libc::PR_SET_SECUREBITS as u64, securebits, 0, 0, 0],
-    )?;
+    );
     // 8. Permitted and effective as saved (the ambient set, a subset of
     // both permitted and inheritable, stays).
-    k.put(cap_struct(inh, prm, eff).as_bytes())?;
-    k.call(
-        "capset",
-        libc::SYS_capset,
-        [scratch, scratch + 8, 0, 0, 0, 0],
-    )?;
-    Ok(())
-}
-
-/// setfsuid/setfsgid to the saved fs id (`ids[3]`) when it is not the
-/// effective one (which setresuid/setresgid made it): these calls return the
-/// previous id, not an error, so the result is read back with an invalid
-/// id (-1), which changes nothing.
-fn set_fs_id(
-    pid: i32,
-    inj: &mut Injector,
-    name: &'static str,
-    nr: i64,
-    ids: [u32; 4],
-) -> Result<(), ObjectError> {
-    if ids[3] == ids[1] {
-        return Ok(());
-    }
-    let mut run = |arg: u32| {
-        inj.syscall(nr, [arg as u64, 0, 0, 0, 0, 0])
-            .map_err(inj_err(pid))
-    };
-    run(ids[3])?;
-    let got = run(u32::MAX)?;
-    if got as u32 != ids[3] {
-        return Err(ObjectError::Task {
-            pid,
-            what: format!("{name}({}) left it at {got}", ids[3]),
-        });
-    }
-    Ok(())
+    let at = b.data(cap_struct(inh, prm, eff).as_bytes());
+    b.push("capset", libc::SYS_capset, [at, at + 8, 0, 0, 0, 0]);
+    Ok(checks)
 }
 
 /// The last step of a task's restore, after the injection session: the

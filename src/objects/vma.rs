@@ -224,10 +224,12 @@ pub fn dump<W: Write>(
 
 use crate::image::reader::Image;
 use crate::kstate::restart::{Plan, TaskPlan};
-use crate::sys::inject::Injector;
+use crate::sys::inject::{Batch, Injector, BATCH_PROT};
 
-/// Bytes of scratch memory a restore uses in each task.
-pub const SCRATCH_LEN: u64 = 64 * 1024;
+/// Bytes of scratch memory a restore uses in each task: the batches' code,
+/// data (a task's pending signals take 128 bytes each) and call tables.
+/// Pages never touched cost nothing.
+pub const SCRATCH_LEN: u64 = 1 << 20;
 const SPECIALS: [u32; 3] = [vma_kind::VDSO, vma_kind::VVAR, vma_kind::VVAR_VCLOCK];
 
 fn special_kind(k: VmaKind) -> Option<u32> {
@@ -294,10 +296,42 @@ fn free_range(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
         .find(|&c| avoid.iter().all(|&r| !overlaps((c, c + len), r)))
 }
 
-/// Rebuilds task `t`'s address space through `inj`; returns the address of
-/// a scratch area of [`SCRATCH_LEN`] bytes left mapped for the next steps
-/// (the caller unmaps it).
-pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<u64, ObjectError> {
+/// Where a task's address space is being rebuilt: the scratch area (the
+/// batches' code and data), and what the first batch opened.
+pub struct Layout {
+    /// Address of [`SCRATCH_LEN`] bytes of [`BATCH_PROT`] memory, clear of
+    /// every saved mapping; the caller unmaps it at the end.
+    pub scratch: u64,
+    /// The descriptors the first batch opened for the caller's `extra`
+    /// paths, in order.
+    pub extra_fds: Vec<u64>,
+    /// (open-file index, descriptor slot) of each file mapping, in the
+    /// order of the saved mappings.
+    slots: Vec<(usize, usize)>,
+    /// Descriptors of each file (two when touching mappings of it
+    /// alternate), and of the exe.
+    fds: Vec<[Option<u64>; 2]>,
+    exe_fd: u64,
+}
+
+/// The saved mappings a restore makes (not the specials, which move).
+fn ordinary<'v, 'a>(t: &'v TaskPlan<'a>) -> impl Iterator<Item = &'v VmaView<'a>> {
+    t.vmas
+        .iter()
+        .filter(|v| !SPECIALS.contains(&v.kind()) && v.kind() != vma_kind::VSYSCALL)
+}
+
+/// First half of rebuilding task `t`'s address space, in one batch after
+/// the scratch area is mapped: its restorer's rseq registration dropped,
+/// every restorer mapping but the specials and the scratch unmapped, the
+/// specials moved to their saved place, and every file the saved mappings
+/// need opened (with the caller's `extra` paths). Returns the [`Layout`] for
+/// [`map`] and [`fill`].
+pub fn prepare(
+    t: &TaskPlan<'_>,
+    inj: &mut Injector,
+    extra: &[(&[u8], i32)],
+) -> Result<Layout, ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
     let ierr = |e: crate::sys::inject::InjectError| ObjectError::Task {
@@ -315,61 +349,6 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
         .iter()
         .map(|v| (v.rec.start.get(), v.rec.end.get()))
         .collect();
-
-    // 0. The restorer's rseq area (glibc's, in its TLS) is about to go: the
-    // kernel would fault writing to it on the next return to user space.
-    let rseq = crate::sys::ptrace::rseq_config(pid)
-        .map_err(|e| err(format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}")))?;
-    if rseq.abi_pointer != 0 {
-        const RSEQ_FLAG_UNREGISTER: u64 = 1;
-        inj.call(
-            "rseq (unregister)",
-            libc::SYS_rseq,
-            [
-                rseq.abi_pointer,
-                rseq.abi_size as u64,
-                RSEQ_FLAG_UNREGISTER,
-                rseq.signature as u64,
-                0,
-                0,
-            ],
-        )
-        .map_err(ierr)?;
-    }
-    // 1. Everything of the restorer's but the special mappings goes: one
-    // munmap below them and one above (unmapped holes cost nothing).
-    let user_top = current
-        .iter()
-        .filter(|v| v.kind != VmaKind::Vsyscall)
-        .map(|v| v.end)
-        .max()
-        .unwrap_or(0)
-        .max(0x7fff_ffff_f000);
-    let specials: Vec<(u64, u64)> = current
-        .iter()
-        .filter(|v| special_kind(v.kind).is_some())
-        .map(|v| (v.start, v.end))
-        .collect();
-    let mut holes = Vec::new();
-    let mut from = 0u64;
-    let mut sorted = specials.clone();
-    sorted.sort_unstable();
-    for (s, e) in sorted {
-        if s > from {
-            holes.push((from, s));
-        }
-        from = from.max(e);
-    }
-    if user_top > from {
-        holes.push((from, user_top));
-    }
-    for (s, e) in holes {
-        log::debug!("restore: task {pid}: unmap {s:#x}-{e:#x}");
-        inj.call("munmap", libc::SYS_munmap, [s, e - s, 0, 0, 0, 0])
-            .map_err(ierr)?;
-    }
-    // 2. The special mappings move, as one block (vdso code finds vvar at a
-    // fixed distance), through a free area, to their saved addresses.
     let cur_sp: Vec<(u32, u64, u64)> = current
         .iter()
         .filter_map(|v| special_kind(v.kind).map(|k| (k, v.start, v.end)))
@@ -380,12 +359,82 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
         .filter(|v| SPECIALS.contains(&v.kind()))
         .map(|v| (v.kind(), v.rec.start.get(), v.rec.end.get()))
         .collect();
+    // The scratch area first, clear of the restorer's mappings and of the
+    // saved ones: the batches run from it while everything else changes.
+    let mut avoid = saved.clone();
+    avoid.extend(current.iter().map(|v| (v.start, v.end)));
+    let scratch = free_range(SCRATCH_LEN, &avoid)
+        .ok_or_else(|| err("no free room for a scratch area".into()))?;
+    let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let got = inj
+        .call(
+            "mmap",
+            libc::SYS_mmap,
+            [scratch, SCRATCH_LEN, BATCH_PROT, anon, u64::MAX, 0],
+        )
+        .map_err(ierr)?;
+    if got != scratch {
+        return Err(err(format!("scratch landed at {got:#x}")));
+    }
+    let mut b = Batch::new(scratch, SCRATCH_LEN as usize);
+    // 0. The restorer's rseq area (glibc's, in its TLS) is about to go: the
+    // kernel would fault writing to it on the next return to user space.
+    let rseq = crate::sys::ptrace::rseq_config(pid)
+        .map_err(|e| err(format!("PTRACE_GET_RSEQ_CONFIGURATION: {e}")))?;
+    if rseq.abi_pointer != 0 {
+        const RSEQ_FLAG_UNREGISTER: u64 = 1;
+        b.push(
+            "rseq (unregister)",
+            libc::SYS_rseq,
+            [
+                rseq.abi_pointer,
+                rseq.abi_size as u64,
+                RSEQ_FLAG_UNREGISTER,
+                rseq.signature as u64,
+                0,
+                0,
+            ],
+        );
+    }
+    // 1. Everything of the restorer's but the special mappings and the
+    // scratch goes: one munmap per hole between them (unmapped holes cost
+    // nothing).
+    let user_top = current
+        .iter()
+        .filter(|v| v.kind != VmaKind::Vsyscall)
+        .map(|v| v.end)
+        .max()
+        .unwrap_or(0)
+        .max(0x7fff_ffff_f000);
+    let mut keep: Vec<(u64, u64)> = cur_sp.iter().map(|s| (s.1, s.2)).collect();
+    keep.push((scratch, scratch + SCRATCH_LEN));
+    keep.sort_unstable();
+    let mut from = 0u64;
+    for (s, e) in keep {
+        if s > from {
+            log::debug!("restore: task {pid}: unmap {from:#x}-{s:#x}");
+            b.push("munmap", libc::SYS_munmap, [from, s - from, 0, 0, 0, 0]);
+        }
+        from = from.max(e);
+    }
+    if user_top > from {
+        log::debug!("restore: task {pid}: unmap {from:#x}-{user_top:#x}");
+        b.push(
+            "munmap",
+            libc::SYS_munmap,
+            [from, user_top - from, 0, 0, 0, 0],
+        );
+    }
+    // 2. The special mappings move, as one block (vdso code finds vvar at a
+    // fixed distance), through a free area, to their saved addresses.
+    let mut vdso_at = None;
     if !saved_sp.is_empty() && !cur_sp.is_empty() {
         let lo = cur_sp.iter().map(|s| s.1).min().unwrap_or(0);
         let hi = cur_sp.iter().map(|s| s.2).max().unwrap_or(0);
         let slo = saved_sp.iter().map(|s| s.1).min().unwrap_or(0);
         let mut avoid = saved.clone();
         avoid.push((lo, hi));
+        avoid.push((scratch, scratch + SCRATCH_LEN));
         let tmp = free_range(hi - lo, &avoid)
             .ok_or_else(|| err("no free room to move the vdso through".into()))?;
         let vdso_off = cur_sp
@@ -400,151 +449,128 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
                     continue;
                 }
                 let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
-                let r = inj
-                    .call(
-                        "mremap",
-                        libc::SYS_mremap,
-                        [from, e - s, e - s, flags, to, 0],
-                    )
-                    .map_err(ierr)?;
-                if r != to {
-                    return Err(err(format!(
-                        "mremap of special mapping {k} landed at {r:#x}, not {to:#x}"
-                    )));
-                }
+                b.push(
+                    "mremap of a special mapping",
+                    libc::SYS_mremap,
+                    [from, e - s, e - s, flags, to, 0],
+                );
                 if k == vma_kind::VDSO {
-                    if let Some(off) = vdso_off {
-                        inj.set_syscall_ip(to + off);
-                    }
+                    vdso_at = vdso_off.map(|off| to + off);
                 }
             }
         }
     }
-    // 3. A scratch area clear of every saved mapping.
-    let mut avoid = saved.clone();
-    avoid.extend(saved_sp.iter().map(|s| (s.1, s.2)));
-    let scratch = free_range(SCRATCH_LEN, &avoid)
-        .ok_or_else(|| err("no free room for a scratch area".into()))?;
-    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-    let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    let got = inj
-        .call(
-            "mmap",
-            libc::SYS_mmap,
-            [scratch, SCRATCH_LEN, prot, anon, u64::MAX, 0],
-        )
-        .map_err(ierr)?;
-    if got != scratch {
-        return Err(err(format!("scratch landed at {got:#x}")));
+    // 3. Every file the mappings need. A file is opened at most twice: two
+    // mappings of one open file that touch would be merged by the kernel into
+    // one, where the checkpointed task had two, so touching mappings
+    // alternate between two descriptors.
+    let mut paths: Vec<&[u8]> = Vec::new();
+    let mut need: Vec<[bool; 2]> = Vec::new();
+    let mut last: Vec<(usize, u64)> = Vec::new();
+    let mut slots = Vec::new();
+    for v in ordinary(t).filter(|v| v.kind() == vma_kind::FILE) {
+        let start = v.rec.start.get();
+        let i = match paths.iter().position(|p| *p == v.path) {
+            Some(i) => i,
+            None => {
+                paths.push(v.path);
+                need.push([false; 2]);
+                last.push((0, 0));
+                paths.len() - 1
+            }
+        };
+        let slot = if last[i].1 == start {
+            1 - last[i].0
+        } else {
+            last[i].0
+        };
+        need[i][slot] = true;
+        last[i] = (slot, v.rec.end.get());
+        slots.push((i, slot));
     }
-    // Opens `path` inside the task; returns the fd.
-    let open_in = |inj: &mut Injector, path: &[u8], flags: i32| -> Result<u64, ObjectError> {
+    let mm = t.mm.as_ref().ok_or_else(|| err("no mm record".into()))?;
+    let open = |b: &mut Batch, path: &[u8], flags: i32| {
         let mut p = path.to_vec();
         p.push(0);
-        inj.write_mem(scratch, &p).map_err(ierr)?;
-        inj.call(
+        let at = b.data(&p);
+        b.push(
             "open",
             libc::SYS_open,
-            [scratch, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0, 0],
+            [at, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0, 0],
         )
-        .map_err(ierr)
     };
-    // 4. Each saved mapping, then its pages.
-    let page = img.header().page_size.get() as u64;
-    struct OpenFile<'p> {
-        path: &'p [u8],
-        fds: [Option<u64>; 2],
-        last: usize,
-        last_end: u64,
+    let mut file_calls = Vec::new();
+    for (i, n) in need.iter().enumerate() {
+        let calls = n.map(|used| used.then(|| open(&mut b, paths[i], libc::O_RDONLY)));
+        file_calls.push(calls);
     }
-    let mut files: Vec<OpenFile<'_>> = Vec::new();
-    for v in t
-        .vmas
+    let exe_call = open(&mut b, mm.exe, libc::O_RDONLY);
+    let extra_calls: Vec<usize> = extra
         .iter()
-        .filter(|v| !SPECIALS.contains(&v.kind()) && v.kind() != vma_kind::VSYSCALL)
-    {
+        .map(|(p, flags)| open(&mut b, p, *flags))
+        .collect();
+    let res = inj.run(b).map_err(|e| {
+        let what = match &e {
+            crate::sys::inject::InjectError::Syscall {
+                call: "open",
+                errno,
+                ..
+            } => format!(
+                "opening a file of its mappings failed ({}): {e}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+            _ => e.to_string(),
+        };
+        err(what)
+    })?;
+    if let Some(ip) = vdso_at {
+        inj.set_syscall_ip(ip);
+    }
+    let fds = file_calls
+        .iter()
+        .map(|c| c.map(|call| call.map(|i| res.ret(i))))
+        .collect();
+    Ok(Layout {
+        scratch,
+        extra_fds: extra_calls.iter().map(|&i| res.ret(i)).collect(),
+        slots,
+        fds,
+        exe_fd: res.ret(exe_call),
+    })
+}
+
+/// Second half, as calls added to `b`: each saved mapping made at its
+/// place, the files closed again, and the mm layout, auxv and exe link set
+/// in one PR_SET_MM_MAP. The pages come after the batch ran, by [`fill`].
+pub fn map(t: &TaskPlan<'_>, l: &Layout, b: &mut Batch) -> Result<(), ObjectError> {
+    let pid = t.pid;
+    let err = |what: String| ObjectError::Task { pid, what };
+    let mut slots = l.slots.iter();
+    for v in ordinary(t) {
         let (start, len) = (v.rec.start.get(), v.rec.end.get() - v.rec.start.get());
         let prot = v.rec.prot.get() as u64;
-        let got = if v.kind() == vma_kind::FILE {
+        if v.kind() == vma_kind::FILE {
             let flags = if v.shared() {
                 libc::MAP_SHARED
             } else {
                 libc::MAP_PRIVATE
             } | libc::MAP_FIXED;
-            // A file is opened at most twice: two mappings of one open file
-            // that touch would be merged by the kernel into one, where the
-            // checkpointed task had two, so touching mappings alternate
-            // between the two descriptors.
-            let i = match files.iter().position(|f| f.path == v.path) {
-                Some(i) => i,
-                None => {
-                    let fd = open_in(inj, v.path, libc::O_RDONLY)?;
-                    files.push(OpenFile {
-                        path: v.path,
-                        fds: [Some(fd), None],
-                        last: 0,
-                        last_end: 0,
-                    });
-                    files.len() - 1
-                }
-            };
-            let slot = if files[i].last_end == start {
-                1 - files[i].last
-            } else {
-                files[i].last
-            };
-            let fd = match files[i].fds[slot] {
-                Some(fd) => fd,
-                None => {
-                    let fd = open_in(inj, v.path, libc::O_RDONLY)?;
-                    files[i].fds[slot] = Some(fd);
-                    fd
-                }
-            };
-            files[i].last = slot;
-            files[i].last_end = start + len;
-            inj.call(
-                "mmap",
+            let fd = slots
+                .next()
+                .and_then(|&(i, slot)| l.fds.get(i).and_then(|f| f[slot]))
+                .ok_or_else(|| err(format!("mapping {start:#x}: no descriptor opened")))?;
+            b.push(
+                "mmap of a file",
                 libc::SYS_mmap,
                 [start, len, prot, flags as u64, fd, v.rec.pgoff.get()],
-            )
-            .map_err(ierr)?
+            );
         } else {
             let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
-            inj.call(
+            b.push(
                 "mmap",
                 libc::SYS_mmap,
                 [start, len, prot, flags, u64::MAX, 0],
-            )
-            .map_err(ierr)?
-        };
-        if got != start {
-            return Err(err(format!("mapping {start:#x} landed at {got:#x}")));
-        }
-        if let Some(id) = v.rec.pages.id() {
-            let Ok(crate::image::reader::Object::Extent(e)) = img.object(id) else {
-                return Err(err(format!(
-                    "mapping {start:#x}: its pages (record {id}) are not an extent"
-                )));
-            };
-            let mut off = 0usize;
-            for run in v.runs {
-                let n = (run.pages.get() * page) as usize;
-                let data = e
-                    .data
-                    .get(off..off + n)
-                    .ok_or_else(|| err(format!("mapping {start:#x}: extent {id} too short")))?;
-                if inj.write_mem(run.start.get(), data).is_err() {
-                    // PROT_NONE pages cannot be written even by force.
-                    let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-                    inj.call("mprotect", libc::SYS_mprotect, [start, len, rw, 0, 0, 0])
-                        .map_err(ierr)?;
-                    inj.write_mem(run.start.get(), data).map_err(ierr)?;
-                    inj.call("mprotect", libc::SYS_mprotect, [start, len, prot, 0, 0, 0])
-                        .map_err(ierr)?;
-                }
-                off += n;
-            }
+            );
         }
         log::debug!(
             "restore: task {pid} mapping {start:#x}-{:#x} {}",
@@ -552,16 +578,13 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
             crate::procfs::show(v.path)
         );
     }
-    for fd in files.iter().flat_map(|f| f.fds.iter().flatten()) {
-        inj.call("close", libc::SYS_close, [*fd, 0, 0, 0, 0, 0])
-            .map_err(ierr)?;
+    for fd in l.fds.iter().flatten().flatten() {
+        b.push("close", libc::SYS_close, [*fd, 0, 0, 0, 0, 0]);
     }
-    // 5. The mm layout, auxv and exe link in one PR_SET_MM_MAP.
     let mm = t.mm.as_ref().ok_or_else(|| err("no mm record".into()))?;
     let m = &mm.rec;
-    let exe_fd = open_in(inj, mm.exe, libc::O_RDONLY)?;
-    let auxv_at = scratch + 256;
     let auxv: Vec<u64> = mm.auxv.iter().map(|w| w.get()).collect();
+    let auxv_at = b.data(auxv.as_bytes());
     let mut map: Vec<u64> = [
         m.start_code,
         m.end_code,
@@ -579,23 +602,64 @@ pub fn restore(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<
     .map(|w| w.get())
     .collect();
     map.push(auxv_at);
-    map.push(((exe_fd) << 32) | (auxv.len() as u64 * 8));
-    inj.write_mem(scratch, map.as_bytes()).map_err(ierr)?;
-    inj.write_mem(auxv_at, auxv.as_bytes()).map_err(ierr)?;
-    let r = inj.call(
+    map.push((l.exe_fd << 32) | (auxv.len() as u64 * 8));
+    let map_at = b.data(map.as_bytes());
+    b.push(
         "prctl(PR_SET_MM_MAP)",
         libc::SYS_prctl,
         [
             libc::PR_SET_MM as u64,
             libc::PR_SET_MM_MAP as u64,
-            scratch,
+            map_at,
             (map.len() * 8) as u64,
             0,
             0,
         ],
     );
-    inj.call("close", libc::SYS_close, [exe_fd, 0, 0, 0, 0, 0])
-        .map_err(ierr)?;
-    r.map_err(ierr)?;
-    Ok(scratch)
+    b.push("close", libc::SYS_close, [l.exe_fd, 0, 0, 0, 0, 0]);
+    Ok(())
+}
+
+/// The saved pages, written into the mappings [`map`] made, straight from
+/// the mapped image through /proc/PID/mem (which writes read-only pages
+/// too; a PROT_NONE mapping is opened for the write and closed again).
+pub fn fill(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<(), ObjectError> {
+    let pid = t.pid;
+    let err = |what: String| ObjectError::Task { pid, what };
+    let ierr = |e: crate::sys::inject::InjectError| ObjectError::Task {
+        pid,
+        what: e.to_string(),
+    };
+    let page = img.header().page_size.get() as u64;
+    for v in ordinary(t) {
+        let Some(id) = v.rec.pages.id() else {
+            continue;
+        };
+        let (start, len) = (v.rec.start.get(), v.rec.end.get() - v.rec.start.get());
+        let prot = v.rec.prot.get() as u64;
+        let Ok(crate::image::reader::Object::Extent(e)) = img.object(id) else {
+            return Err(err(format!(
+                "mapping {start:#x}: its pages (record {id}) are not an extent"
+            )));
+        };
+        let mut off = 0usize;
+        for run in v.runs {
+            let n = (run.pages.get() * page) as usize;
+            let data = e
+                .data
+                .get(off..off + n)
+                .ok_or_else(|| err(format!("mapping {start:#x}: extent {id} too short")))?;
+            if inj.write_mem(run.start.get(), data).is_err() {
+                // PROT_NONE pages cannot be written even by force.
+                let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+                inj.call("mprotect", libc::SYS_mprotect, [start, len, rw, 0, 0, 0])
+                    .map_err(ierr)?;
+                inj.write_mem(run.start.get(), data).map_err(ierr)?;
+                inj.call("mprotect", libc::SYS_mprotect, [start, len, prot, 0, 0, 0])
+                    .map_err(ierr)?;
+            }
+            off += n;
+        }
+    }
+    Ok(())
 }

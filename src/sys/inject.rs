@@ -747,22 +747,24 @@ impl Injector {
     /// Runs `batch` in the thread: writes the runner, data and call table
     /// into the batch's area in one write, resumes the thread there with
     /// PTRACE_CONT and waits for the runner's final trap (signals arriving
-    /// meanwhile are taken over, as for single calls). Fails with
-    /// [`InjectError::Syscall`] naming the first call that failed; the calls
-    /// before it took effect.
+    /// meanwhile are taken over, as for single calls). A table too long for
+    /// the room left after the data runs in pieces, one resume each. Fails
+    /// with [`InjectError::Syscall`] naming the first call that failed; the
+    /// calls before it took effect.
     pub fn run(&mut self, batch: Batch) -> Result<BatchResult, InjectError> {
         let tid = self.tid;
         let n = batch.calls.len();
+        let base = batch.area + BATCH_CODE_ROOM as u64;
         if n == 0 {
             return Ok(BatchResult {
-                base: batch.area + BATCH_CODE_ROOM as u64,
+                base,
                 data: batch.data,
                 rets: Vec::new(),
             });
         }
         let table_off = BATCH_CODE_ROOM + batch.data.len().next_multiple_of(8);
-        let total = table_off + n * BATCH_ENTRY;
-        if total > batch.room {
+        let per_run = batch.room.saturating_sub(table_off) / BATCH_ENTRY;
+        if per_run == 0 {
             return Err(InjectError::BatchTooLarge {
                 tid,
                 calls: n,
@@ -770,21 +772,56 @@ impl Injector {
                 room: batch.room,
             });
         }
-        let mut image = vec![0u8; total];
+        let mut image = vec![0u8; table_off];
         image[..BATCH_CODE.len()].copy_from_slice(&BATCH_CODE);
         image[BATCH_CODE_ROOM..BATCH_CODE_ROOM + batch.data.len()].copy_from_slice(&batch.data);
-        for (i, (_, nr, args)) in batch.calls.iter().enumerate() {
-            let e = table_off + i * BATCH_ENTRY;
-            image[e..e + 8].copy_from_slice(&nr.to_ne_bytes());
-            for (k, a) in args.iter().enumerate() {
-                image[e + 8 + k * 8..e + 16 + k * 8].copy_from_slice(&a.to_ne_bytes());
+        let mut rets = Vec::with_capacity(n);
+        for (k, chunk) in batch.calls.chunks(per_run).enumerate() {
+            if k > 0 {
+                image.truncate(table_off);
+            }
+            for (_, nr, args) in chunk {
+                image.extend_from_slice(&nr.to_ne_bytes());
+                for a in args {
+                    image.extend_from_slice(&a.to_ne_bytes());
+                }
+                image.extend_from_slice(&[0u8; 8]);
+            }
+            // The runner and data go once; later pieces write their table.
+            let from = if k == 0 { 0 } else { table_off };
+            self.write_mem(batch.area + from as u64, &image[from..])?;
+            let first = k * per_run;
+            match self.run_table(batch.area, table_off, chunk.len())? {
+                (piece, None) => rets.extend(piece),
+                (piece, Some(i)) => {
+                    let errno = (piece[i] as i64).unsigned_abs() as i32;
+                    return Err(InjectError::Syscall {
+                        tid,
+                        call: batch.calls[first + i].0,
+                        errno,
+                    });
+                }
             }
         }
-        self.write_mem(batch.area, &image)?;
-        let table = batch.area + table_off as u64;
-        let trap_ip = batch.area + BATCH_CODE.len() as u64;
+        let mut data = vec![0u8; batch.data.len()];
+        self.read_mem(base, &mut data)?;
+        log::debug!("task {tid}: injected batch of {n} calls");
+        Ok(BatchResult { base, data, rets })
+    }
+
+    /// Runs the `n`-entry table at `table_off` of `area` once; returns the
+    /// entries' results and the index of the one that failed, if any.
+    fn run_table(
+        &mut self,
+        area: u64,
+        table_off: usize,
+        n: usize,
+    ) -> Result<(Vec<u64>, Option<usize>), InjectError> {
+        let tid = self.tid;
+        let table = area + table_off as u64;
+        let trap_ip = area + BATCH_CODE.len() as u64;
         let mut r = self.saved;
-        r.rip = batch.area;
+        r.rip = area;
         r.rbx = table;
         r.r12 = n as u64;
         r.orig_rax = u64::MAX;
@@ -815,35 +852,16 @@ impl Injector {
             ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
         };
         self.in_trap = true;
-        let mut back = vec![0u8; total - BATCH_CODE_ROOM];
-        self.read_mem(batch.area + BATCH_CODE_ROOM as u64, &mut back)?;
-        let tbl = &back[table_off - BATCH_CODE_ROOM..];
-        let rets: Vec<u64> = (0..n)
-            .map(|i| {
-                let e = i * BATCH_ENTRY + 56;
-                words::<1>(&tbl[e..e + 8])[0]
-            })
+        let mut tbl = vec![0u8; n * BATCH_ENTRY];
+        self.read_mem(table, &mut tbl)?;
+        let rets: Vec<u64> = tbl
+            .chunks_exact(BATCH_ENTRY)
+            .map(|e| words::<8>(e)[7])
             .collect();
-        let done = after.rbx.wrapping_sub(table) / BATCH_ENTRY as u64;
-        log::debug!(
-            "task {tid}: injected batch of {n} calls, {} run",
-            (done as usize + 1).min(n)
-        );
-        if after.r12 != 0 {
-            let i = (done as usize).min(n - 1);
-            let errno = (rets[i] as i64).unsigned_abs() as i32;
-            return Err(InjectError::Syscall {
-                tid,
-                call: batch.calls[i].0,
-                errno,
-            });
-        }
-        back.truncate(batch.data.len());
-        Ok(BatchResult {
-            base: batch.area + BATCH_CODE_ROOM as u64,
-            data: back,
-            rets,
-        })
+        let failed = (after.r12 != 0)
+            .then(|| (after.rbx.wrapping_sub(table) / BATCH_ENTRY as u64) as usize)
+            .map(|i| i.min(n - 1));
+        Ok((rets, failed))
     }
 
     /// An anonymous mapping of at least `len` bytes in the thread, made by
