@@ -1372,6 +1372,8 @@ fn restore_task(
 /// Restarts the tree of `opts.image`. Returns the root's exit code when
 /// waiting for it, 0 when detached.
 pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
+    let t0 = Instant::now();
+    let phase = |what: &str| log::debug!("restart: {what} at {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
     let src = ImageSource::open(&opts.image)?;
     let img = Image::parse(src.bytes()).map_err(|source| RestartError::Format {
         path: opts.image.clone(),
@@ -1380,7 +1382,9 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     let mut plan = plan(&img)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
+    phase("image validated, plan checked");
     let res = open_resources(&plan, opts)?;
+    phase("resources opened");
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
         pids: Vec::new(),
@@ -1400,6 +1404,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         Err(e) => return Err(task_err(root, "clone3 with set_tid")(e)),
     }
     let host = wait_ready(&res, &plan, &mut cleanup)?;
+    phase("every task created");
     // From here on kstate knows each task by the pid it sees it as (the
     // same as the image's, unless the task is in a pid namespace of its own).
     let by_image: HashMap<i32, i32> = host.clone();
@@ -1412,6 +1417,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     for t in &plan.tasks {
         seize_stopped(t.pid)?;
     }
+    phase("every task seized");
     for t in &plan.tasks {
         log::debug!("restore: task {}", t.pid);
         let user = res
@@ -1428,9 +1434,11 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         )?;
         log::debug!("restore: task {} ready", t.pid);
     }
+    phase("every task restored");
     for t in &plan.tasks {
         ptrace::detach(t.pid, 0).map_err(task_err(t.pid, "PTRACE_DETACH"))?;
     }
+    phase("every task detached");
     drop(res);
     cleanup.armed = false;
     if let Some(p) = &opts.pidfile {
