@@ -279,6 +279,10 @@ pub struct NsPlan {
     /// It lives in a pid namespace of the tree's own (its outermost pid is
     /// then whatever the restarting process's namespace gives).
     pub own_pid_ns: bool,
+    /// A new user namespace it is created in (CLONE_NEWUSER), with its maps.
+    pub user: Option<super::userns::UserPlan>,
+    /// Its ids in its user namespace's terms, when that is the tree's own.
+    pub creds: Option<super::userns::NsCreds>,
 }
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
@@ -381,11 +385,11 @@ fn nsproxy_ids(img: &Image<'_>, t: &TaskView<'_>) -> Result<[u32; 10], RestartEr
 /// namespaces: a namespace of the restarting process's is inherited; one of
 /// the tree's own is made by the first task that uses it (with a clone3
 /// flag, or for time by the task itself) and inherited by its descendants.
-/// What cannot be made this way is refused before anything is done: user
-/// namespaces of the tree's own, a namespace shared by tasks of different
-/// branches, pid_for_children unlike pid.
+/// User namespaces of the tree's own are planned by `userns::plan_user`
+/// and what clone3 can give is checked by `userns::check`. What cannot be
+/// made this way is refused before anything is done: a namespace shared by
+/// tasks of different branches, pid_for_children unlike pid.
 fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), RestartError> {
-    const USER: usize = 0;
     const PID: usize = 4;
     const PFC: usize = 5;
     const TIME: usize = 8;
@@ -424,12 +428,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
         let me = ids[i];
         let parent = tasks[i].parent.map(|p| ids[p]);
         let mut ns = NsPlan::default();
-        if !external(me[USER])? {
-            return Err(refuse(
-                "its user namespace is the tree's own: restoring user namespaces is not supported yet"
-                    .into(),
-            ));
-        }
+        super::userns::plan_user(img, &ids, tasks, i, &mut ns)?;
         if me[PFC] != me[PID] {
             return Err(refuse(
                 "its pid_for_children differs from its pid namespace".into(),
@@ -532,6 +531,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
             made.push(me[TFC]);
             ns.new_time = Some((offsets(me[TFC])?, false));
         }
+        super::userns::check(img, &ids, tasks, i, &ns)?;
         tasks[i].ns = ns;
     }
     Ok(())
@@ -994,12 +994,6 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             .map_err(|e| format!("entering its time namespace: {e}"))?;
         }
     }
-    if let Some(values) = &t.ns.ipc {
-        for (path, value) in crate::objects::ipc_ns::sysctl_writes(values) {
-            std::fs::write(format!("/proc/sys/{path}"), value)
-                .map_err(|e| format!("ipc sysctl {path}: {e}"))?;
-        }
-    }
     if let Some((host, domain)) = &t.ns.names {
         std::fs::write("/proc/sys/kernel/hostname", host).map_err(|e| format!("hostname: {e}"))?;
         std::fs::write("/proc/sys/kernel/domainname", domain)
@@ -1038,7 +1032,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     }
     for &c in &t.children {
         let cpid = plan.tasks[c].pid;
-        match sys::clone::fork_with_pids(plan.tasks[c].ns.clone_flags, &plan.tasks[c].ns.set_tid) {
+        match super::userns::fork_task(&plan.tasks[c].ns) {
             Ok(0) => restorer_child(plan, res, c),
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -1099,6 +1093,15 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         core.rec.umask.get(),
     ));
+    // Last, since in a user namespace of the tree's own only its root may
+    // write them, and the restorer keeps kstate's ids until then.
+    if let Some(values) = &t.ns.ipc {
+        super::userns::become_ipc_owner(&t.ns)?;
+        for (path, value) in crate::objects::ipc_ns::sysctl_writes(values) {
+            std::fs::write(format!("/proc/sys/{path}"), value)
+                .map_err(|e| format!("ipc sysctl {path}: {e}"))?;
+        }
+    }
     // The pid as kstate sees it (/proc is the restarting process's), which
     // differs from the image's when the task is in a pid namespace of its own.
     let host = std::fs::read_link("/proc/self")
@@ -1348,7 +1351,9 @@ fn restore_task(
         [libc::PR_SET_NAME as u64, scratch, 0, 0, 0, 0],
     )
     .map_err(ierr)?;
-    task_core::restore(pid, core, &mut inj, scratch)?;
+    super::userns::with_ns_creds(&t.ns, core, |core| {
+        task_core::restore(pid, core, &mut inj, scratch)
+    })?;
     if let Some((fd, ids)) = user {
         // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
         // lack the rights the steps above needed.
@@ -1398,7 +1403,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     };
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
-    match sys::clone::fork_with_pids(plan.tasks[0].ns.clone_flags, &plan.tasks[0].ns.set_tid) {
+    match super::userns::fork_task(&plan.tasks[0].ns) {
         Ok(0) => restorer_child(&plan, &res, 0),
         Ok(_) => cleanup.pids.push(root),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {

@@ -719,14 +719,20 @@ fn restore_creds(
             0,
         ],
     )?;
-    // 5. kstate's groups are not the task's, even when it had none.
-    let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
-    k.put(groups.as_bytes())?;
-    k.call(
-        "setgroups",
-        libc::SYS_setgroups,
-        [groups.len() as u64, scratch, 0, 0, 0, 0],
-    )?;
+    // 5. kstate's groups are not the task's, even when it had none. In a
+    // user namespace that denies setgroups, nobody can set them: the task
+    // was born with them (see kstate::userns).
+    let denied = procfs::read(&procfs::pid_path(pid, "setgroups"))
+        .is_ok_and(|s| procfs::trim(&s) == b"deny");
+    if !denied {
+        let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
+        k.put(groups.as_bytes())?;
+        k.call(
+            "setgroups",
+            libc::SYS_setgroups,
+            [groups.len() as u64, scratch, 0, 0, 0, 0],
+        )?;
+    }
     k.call(
         "setresgid",
         libc::SYS_setresgid,
