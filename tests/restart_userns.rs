@@ -7,6 +7,8 @@
 //! checkpoint equals the first under `kstate diff`.
 
 mod common;
+#[allow(dead_code)]
+mod support;
 
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
@@ -129,5 +131,158 @@ fn counter_in_a_user_namespace_counts_on() {
             || lines() > now + 5,
         );
     });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The counter under userns_run, checkpointed and killed: (dir, image).
+fn counter_image(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let out = workload_file(&dir, "count.txt");
+    let mut w = start(false, "counter", &[out.to_str().unwrap()]);
+    let a = dir.join("a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    (dir, a)
+}
+
+/// Every "type:[inode]" namespace link any process holds, as ns links or
+/// open descriptors.
+fn all_ns_links() -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        for sub in ["ns", "fd"] {
+            let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/{sub}")) else {
+                continue;
+            };
+            for l in dir.flatten() {
+                if let Ok(t) = std::fs::read_link(l.path()) {
+                    out.push((pid, t.to_string_lossy().into_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_user_map_the_kernel_refuses_leaves_nothing_behind() {
+    use kstate::image::format::{IdExtent, UserNsRecord};
+    use kstate::image::Kind;
+    let (dir, a) = counter_image("userns-refused");
+    // The tree's user namespace is the second (the first is the host's).
+    let mut img = std::fs::read(&a).unwrap();
+    let id = support::nth_of_kind(&img, Kind::UserNs, 1);
+    let fixed = std::mem::size_of::<UserNsRecord>();
+    let ext = std::mem::size_of::<IdExtent>();
+    // gid_map (after the one uid_map extent): 4294900000 100000 70000 maps
+    // every gid of the tree, but first + count wraps: the kernel says EINVAL.
+    let mut bad = Vec::new();
+    for v in [4_294_900_000u32, 100_000, 70_000] {
+        bad.extend_from_slice(&v.to_le_bytes());
+    }
+    support::patch_payload(&mut img, id, fixed + ext, &bad);
+    let b = dir.join("bad.kst");
+    std::fs::write(&b, &img).unwrap();
+
+    let pause = dir.join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let errfile = dir.join("stderr");
+    let mut kstate = std::process::Command::new(common::kstate_bin())
+        .arg("restart")
+        .arg(&b)
+        .env("KSTATE_TEST_PAUSE_AT", "userns-maps,before-exit")
+        .env("KSTATE_TEST_PAUSE_DIR", &pause)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errfile).unwrap())
+        .spawn()
+        .expect("start kstate restart");
+    struct Guard<'a>(&'a mut std::process::Child);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                for p in common::tree_pids(self.0.id() as i32).iter().rev() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let g = Guard(&mut kstate);
+    let kpid = g.0.id() as i32;
+    let at = |point: &str| {
+        let p = pause.join(point);
+        common::wait_for(Duration::from_secs(20), point, || p.exists());
+    };
+    // The task is made with its namespaces; its maps are not written yet.
+    at("userns-maps");
+    let made = common::children(kpid);
+    assert_eq!(made.len(), 1, "the root task, in its new namespaces");
+    let me = std::process::id() as i32;
+    let mut links = Vec::new();
+    for name in ["user", "pid_for_children", "uts", "ipc", "mnt"] {
+        let l = ns(made[0], name);
+        assert_ne!(l, ns(me, name), "{name} is new");
+        links.push(l);
+    }
+    std::fs::write(pause.join("userns-maps.go"), b"").unwrap();
+    at("before-exit");
+    let left: Vec<i32> = common::tree_pids(kpid).into_iter().skip(1).collect();
+    assert!(left.is_empty(), "kstate's descendants when exiting: {left:?}");
+    // Nothing holds the namespaces made, kstate included while it still
+    // runs: no process uses them, no descriptor points at them.
+    let held = |when: &str| {
+        let held: Vec<(i32, String)> = all_ns_links()
+            .into_iter()
+            .filter(|(_, l)| links.contains(l))
+            .collect();
+        assert!(held.is_empty(), "namespaces still held {when}: {held:?}");
+    };
+    held("before kstate exits");
+    std::fs::write(pause.join("before-exit.go"), b"").unwrap();
+    let st = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = g.0.try_wait() {
+                break st;
+            }
+            assert!(std::time::Instant::now() < deadline, "kstate did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let err = std::fs::read_to_string(&errfile).unwrap_or_default();
+    assert!(!st.success(), "restart succeeded?\n{err}");
+    assert!(
+        err.contains("gid_map") && err.contains("4294900000 100000 70000"),
+        "the error names the map: {err}"
+    );
+    assert!(!Path::new(&format!("/proc/{}", made[0])).exists());
+    held("after kstate exited");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// fixtures/nstree.c: two nested user namespaces, whose inner one's tasks
+/// have pids in pid namespaces owned by the outer one. clone3 cannot choose
+/// those pids from inside the inner user namespace: refused, with the
+/// reason, before anything is made, and the original runs on.
+#[test]
+fn nested_user_namespaces_beyond_clone3_are_refused_before_anything_is_done() {
+    let dir = scratch("userns-nested");
+    let w = common::start_nstree();
+    let pids = common::tree_pids(w.root);
+    let a = dir.join("a.kst");
+    checkpoint_ok(w.root, &a, &["--leave-running"]);
+    let out = common::run_kstate(&["restart", a.to_str().unwrap()], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nested user namespaces"), "{err}");
+    assert!(err.contains("set_tid"), "{err}");
+    common::assert_running_untraced(&pids);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -101,7 +101,9 @@ fn to_vec(map: &[IdExtent]) -> Vec<[u32; 3]> {
 fn map_up(map: &[IdExtent], id: u32) -> Option<u32> {
     map.iter().find_map(|e| {
         let (first, lower, count) = (e.first.get(), e.lower_first.get(), e.count.get());
-        (id >= lower && id - lower < count).then(|| first + (id - lower))
+        (id >= lower && id - lower < count)
+            .then(|| first.checked_add(id - lower))
+            .flatten()
     })
 }
 
