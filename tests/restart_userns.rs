@@ -53,6 +53,29 @@ fn host_view(root: i32) -> (String, Vec<(Option<String>, Option<String>, Vec<i32
     (map.split_whitespace().collect::<Vec<_>>().join(" "), tasks)
 }
 
+/// Waits until every task of the tree has its fds 0, 1 and 2 on /dev/null
+/// (the workloads do it right after READY), so no pipe of the test's is
+/// checkpointed.
+fn wait_quiet(root: i32) {
+    common::wait_for(Duration::from_secs(5), "the workload to leave the test's pipes", || {
+        common::tree_pids(root).iter().all(|p| {
+            (0..3).all(|fd| {
+                std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
+                    .is_ok_and(|l| l == Path::new("/dev/null"))
+            })
+        })
+    });
+}
+
+fn signal_pending(pid: i32, sig: i32) -> bool {
+    let bit = 1u64 << (sig - 1);
+    ["SigPnd", "ShdPnd"].iter().any(|f| {
+        common::proc_status_field(pid, f)
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & bit != 0)
+    })
+}
+
 /// Starts `userns_run 1000 1000 WORKLOAD ARGS…`.
 fn start(deny: bool, workload: &str, args: &[&str]) -> Reaped {
     let bin = common::build_fixture(workload);
@@ -80,6 +103,7 @@ fn round_trip(
         "the workload runs as uid 1000 inside, {HOST_ID} on the host: {:?}",
         before.1
     );
+    wait_quiet(w.root);
     let a = dir.join("a.kst");
     checkpoint_ok(w.root, &a, &[]);
     w.wait_gone();
@@ -131,6 +155,53 @@ fn counter_in_a_user_namespace_counts_on() {
             || lines() > now + 5,
         );
     });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 64 MiB of memory checksummed, in a user namespace that denies
+/// setgroups (the tasks keep the groups they were born with).
+#[test]
+fn memory_checksum_in_a_setgroups_deny_user_namespace() {
+    let dir = scratch("userns-mem");
+    let w = start(true, "memcheck", &["64"]);
+    round_trip(&dir, w, |r| {
+        assert_eq!(
+            read(format!("/proc/{}/setgroups", r.root)).trim(),
+            "deny",
+            "setgroups of the restored user namespace"
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A handler, blocked pending signals (one thread-directed, two queued).
+#[test]
+fn signals_in_a_user_namespace() {
+    let dir = scratch("userns-sig");
+    let w = start(false, "sigpend", &[]);
+    round_trip(&dir, w, |r| {
+        let task = common::children(r.root)[0];
+        assert!(signal_pending(task, libc::SIGUSR2), "SIGUSR2 pending");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(task),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .expect("send SIGUSR1");
+        common::wait_for(Duration::from_secs(5), "the SIGUSR1 handler to run", || {
+            !signal_pending(task, libc::SIGUSR1)
+        });
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two tasks (3 with the init) talking through pipes with bytes in flight.
+#[test]
+fn pipe_pair_in_a_user_namespace() {
+    let dir = scratch("userns-pipe");
+    let w = start(false, "pipepair", &[]);
+    std::thread::sleep(Duration::from_millis(100));
+    let after = round_trip(&dir, w, |_| std::thread::sleep(Duration::from_millis(300)));
+    assert_eq!(after.1.len(), 2, "the pair under the init: {after:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

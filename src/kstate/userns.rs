@@ -381,11 +381,10 @@ pub fn fork_task(ns: &NsPlan) -> io::Result<i32> {
         None => None,
     };
     let r = sys::clone::fork_with_pids(ns.clone_flags, &ns.set_tid);
-    if let Some(saved) = saved_groups {
+    // The creator takes its own groups back (the child keeps the ones it
+    // was born with).
+    if let (Some(saved), false) = (saved_groups, matches!(r, Ok(0))) {
         if let Err(e) = nix::unistd::setgroups(&saved) {
-            if matches!(r, Ok(0)) {
-                sys::clone::exit_now(1);
-            }
             return Err(io::Error::other(format!("restoring its own groups: {e}")));
         }
     }

@@ -597,6 +597,13 @@ pub fn restore(
             [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
         )?;
     }
+    // The task queues them to itself, by its pid in its own pid namespace
+    // (kstate's view differs when that is the tree's own).
+    let own = if c.pending.is_empty() {
+        0
+    } else {
+        k.call("getpid", libc::SYS_getpid, [0; 6])?
+    };
     for p in c.pending {
         k.put(&p.siginfo)?;
         let signo =
@@ -605,13 +612,13 @@ pub fn restore(
             k.call(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
-                [pid as u64, signo, scratch, 0, 0, 0],
+                [own, signo, scratch, 0, 0, 0],
             )?;
         } else {
             k.call(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
-                [pid as u64, pid as u64, signo, scratch, 0, 0],
+                [own, own, signo, scratch, 0, 0],
             )?;
         }
     }
