@@ -7,7 +7,6 @@
 //! checkpoint equals the first under `kstate diff`.
 
 mod common;
-#[allow(dead_code)]
 mod support;
 
 use std::os::unix::fs::chown;
@@ -36,9 +35,13 @@ fn read(path: String) -> String {
     std::fs::read_to_string(&path).unwrap_or_default()
 }
 
+/// The init's uid_map, and each other task's Uid and Gid lines and NSpid
+/// below the outermost level.
+type HostView = (String, Vec<(Option<String>, Option<String>, Vec<i32>)>);
+
 /// What the host sees of a tree under userns_run: the init's uid_map and
 /// the ids of its children (the workload), with their NSpid.
-fn host_view(root: i32) -> (String, Vec<(Option<String>, Option<String>, Vec<i32>)>) {
+fn host_view(root: i32) -> HostView {
     let map = read(format!("/proc/{root}/uid_map"));
     let tasks = common::tree_pids(root)[1..]
         .iter()
@@ -57,14 +60,18 @@ fn host_view(root: i32) -> (String, Vec<(Option<String>, Option<String>, Vec<i32
 /// (the workloads do it right after READY), so no pipe of the test's is
 /// checkpointed.
 fn wait_quiet(root: i32) {
-    common::wait_for(Duration::from_secs(5), "the workload to leave the test's pipes", || {
-        common::tree_pids(root).iter().all(|p| {
-            (0..3).all(|fd| {
-                std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
-                    .is_ok_and(|l| l == Path::new("/dev/null"))
+    common::wait_for(
+        Duration::from_secs(5),
+        "the workload to leave the test's pipes",
+        || {
+            common::tree_pids(root).iter().all(|p| {
+                (0..3).all(|fd| {
+                    std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
+                        .is_ok_and(|l| l == Path::new("/dev/null"))
+                })
             })
-        })
-    });
+        },
+    );
 }
 
 fn signal_pending(pid: i32, sig: i32) -> bool {
@@ -90,16 +97,15 @@ fn start(deny: bool, workload: &str, args: &[&str]) -> Reaped {
 
 /// Checkpoint, restart, compare what the host sees, checkpoint again and
 /// diff, then SIGTERM: the workload's check and the init's.
-fn round_trip(
-    dir: &Path,
-    mut w: Reaped,
-    during: impl Fn(&Restarted),
-) -> (String, Vec<(Option<String>, Option<String>, Vec<i32>)>) {
+fn round_trip(dir: &Path, mut w: Reaped, during: impl Fn(&Restarted)) -> HostView {
     let before = host_view(w.root);
     assert_eq!(before.0, "0 100000 65536", "the workload's uid_map");
     assert!(
-        before.1.iter().all(|t| t.0.as_deref()
-            == Some(&format!("{HOST_ID}\t{HOST_ID}\t{HOST_ID}\t{HOST_ID}")[..])),
+        before
+            .1
+            .iter()
+            .all(|t| t.0.as_deref()
+                == Some(&format!("{HOST_ID}\t{HOST_ID}\t{HOST_ID}\t{HOST_ID}")[..])),
         "the workload runs as uid 1000 inside, {HOST_ID} on the host: {:?}",
         before.1
     );
@@ -112,7 +118,11 @@ fn round_trip(
     assert_eq!(after, before, "uid_map, ids and NSpid after restart");
     let me = std::process::id() as i32;
     for name in ["user", "pid", "uts", "ipc", "mnt"] {
-        assert_ne!(ns(r.root, name), ns(me, name), "{name} namespace of its own");
+        assert_ne!(
+            ns(r.root, name),
+            ns(me, name),
+            "{name} namespace of its own"
+        );
     }
     // The user namespace owns the others, as at checkpoint (kstate diff
     // compares the owner references; here the kernel's view).
@@ -305,7 +315,10 @@ fn a_user_map_the_kernel_refuses_leaves_nothing_behind() {
     std::fs::write(pause.join("userns-maps.go"), b"").unwrap();
     at("before-exit");
     let left: Vec<i32> = common::tree_pids(kpid).into_iter().skip(1).collect();
-    assert!(left.is_empty(), "kstate's descendants when exiting: {left:?}");
+    assert!(
+        left.is_empty(),
+        "kstate's descendants when exiting: {left:?}"
+    );
     // Nothing holds the namespaces made, kstate included while it still
     // runs: no process uses them, no descriptor points at them.
     let held = |when: &str| {

@@ -171,7 +171,10 @@ pub fn plan_user(
         return Ok(());
     }
     let view = user_ns(img, me)?;
-    let core = tasks[i].core.as_ref().ok_or_else(|| refuse("no core".into()))?;
+    let core = tasks[i]
+        .core
+        .as_ref()
+        .ok_or_else(|| refuse("no core".into()))?;
     if parent_user != Some(me) {
         let owner = view.rec.common.owner.id.get();
         let from_creator = match parent_user {
@@ -199,8 +202,15 @@ pub fn plan_user(
         } else if let Some(p) = parent {
             // A restorer takes the groups on itself, if its own namespace
             // lets it; otherwise they must be the ones it has already.
-            let pcore = tasks[p].core.as_ref().ok_or_else(|| refuse("no core".into()))?;
-            let same = pcore.groups.iter().map(|g| g.get()).eq(image_groups.iter().copied());
+            let pcore = tasks[p]
+                .core
+                .as_ref()
+                .ok_or_else(|| refuse("no core".into()))?;
+            let same = pcore
+                .groups
+                .iter()
+                .map(|g| g.get())
+                .eq(image_groups.iter().copied());
             let parent_denies = !is_external(img, owner)?
                 && user_ns(img, owner)?.rec.setgroups.get() == Setgroups::Deny as u32;
             if same {
@@ -214,7 +224,9 @@ pub fn plan_user(
                 let mut out = Vec::new();
                 for g in &image_groups {
                     out.push(id_in_ns(img, owner, *g, true)?.ok_or_else(|| {
-                        refuse(format!("group {g} is not mapped in its parent's user namespace"))
+                        refuse(format!(
+                            "group {g} is not mapped in its parent's user namespace"
+                        ))
                     })?);
                 }
                 Some(out)
@@ -369,7 +381,8 @@ pub fn fork_task(ns: &NsPlan) -> io::Result<i32> {
     let saved_groups = match &user.groups {
         Some(g) => {
             let saved = nix::unistd::getgroups().map_err(io::Error::from)?;
-            let gids: Vec<nix::unistd::Gid> = g.iter().map(|&v| nix::unistd::Gid::from_raw(v)).collect();
+            let gids: Vec<nix::unistd::Gid> =
+                g.iter().map(|&v| nix::unistd::Gid::from_raw(v)).collect();
             nix::unistd::setgroups(&gids).map_err(|e| {
                 io::Error::other(format!(
                     "taking the groups {g:?} its user namespace (record {}) denies it to set: {e}",
