@@ -283,6 +283,10 @@ pub struct NsPlan {
     pub user: Option<super::userns::UserPlan>,
     /// Its ids in its user namespace's terms, when that is the tree's own.
     pub creds: Option<super::userns::NsCreds>,
+    /// Outer levels of the tree's own left out of `set_tid` (its creator
+    /// has no capability there): the kernel's cursor gives them, and the
+    /// task checks it got the recorded pids (`userns::check_pids`).
+    pub free_levels: usize,
 }
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
@@ -531,7 +535,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
             made.push(me[TFC]);
             ns.new_time = Some((offsets(me[TFC])?, false));
         }
-        super::userns::check(img, &ids, tasks, i, &ns)?;
+        super::userns::check(img, &ids, tasks, i, &mut ns)?;
         tasks[i].ns = ns;
     }
     Ok(())
@@ -969,6 +973,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     if me_pid != want {
         return Err(format!("got pid {me_pid}, not {want}"));
     }
+    super::userns::check_pids(t)?;
     // Namespaces the task makes itself: time (with its offsets, written
     // before any task enters it), and the names of a new uts namespace.
     if let Some((((ms, mn), (bs, bn)), enter)) = &t.ns.new_time {

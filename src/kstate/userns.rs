@@ -16,11 +16,18 @@
 //! user namespace, /proc/PID/status), so they are translated into the
 //! task's namespace through the recorded maps ([`NsCreds`]).
 //!
-//! What clone3 cannot do is refused before anything is made: a pid chosen
-//! (set_tid) in a pid namespace whose owner the creator has no capability
-//! over (nested user namespaces whose tasks sit in pid namespaces owned by
-//! an outer one), a namespace made by a task but owned by another user
-//! namespace than the task's, a user namespace shared by two branches.
+//! Nested user namespaces: a restorer that makes one first takes uid and
+//! gid 0 of its own namespace (a new namespace's owner must be mapped in its
+//! parent). clone3's set_tid needs CAP_CHECKPOINT_RESTORE over the owner of
+//! every pid namespace whose pid it sets, and a restorer has capabilities
+//! only in its user namespace and below: pids in pid namespaces owned by a
+//! user namespace above the creator's are left to the kernel's cursor
+//! (set_tid cut to the inner levels), and the task checks it got the
+//! recorded ones ([`check_pids`]).
+//!
+//! Refused before anything is made: a namespace made by a task but owned by
+//! another user namespace than the task's, a user namespace shared by two
+//! branches, a pid the creator may choose inside one it may not.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -51,6 +58,9 @@ pub struct UserPlan {
     /// task must be born with (nobody can set them later), in the creator's
     /// terms; the creator takes them on itself around the clone.
     pub groups: Option<Vec<u32>>,
+    /// Its parent is a user namespace of the tree's own: the creator is a
+    /// restorer whose ids (kstate's) may not be mapped there.
+    pub nested: bool,
 }
 
 /// A task's ids in its own user namespace's terms (-1, "unchanged", where
@@ -241,6 +251,7 @@ pub fn plan_user(
             gid_map: to_vec(view.gid_map),
             setgroups,
             groups,
+            nested: !is_external(img, owner)?,
         });
     }
     // Its ids in its namespace's terms. An id the namespace does not map
@@ -302,7 +313,7 @@ pub fn check(
     ids: &[[u32; 10]],
     tasks: &[TaskPlan<'_>],
     i: usize,
-    ns: &NsPlan,
+    ns: &mut NsPlan,
 ) -> Result<(), RestartError> {
     let pid = tasks[i].pid;
     let refuse = |what: String| RestartError::Unsupported(format!("task {pid}: {what}"));
@@ -344,21 +355,67 @@ pub fn check(
     if is_external(img, creator)? || !ns.own_pid_ns {
         return Ok(());
     }
+    // The levels the creator may choose a pid in must be the innermost
+    // ones; the outer rest is left to the kernel's cursor, which gives the
+    // recorded pid when the tasks of those levels come in the order of
+    // their pids there (the task checks it, see `check_pids`).
     let mut level = me[PID];
-    for _ in 0..ns.set_tid.len() {
+    let mut capable = 0;
+    let mut outer_from = None;
+    for k in 0..ns.set_tid.len() {
         let owner = owner_of(img, level)?;
-        if !descends(img, owner, creator)? {
-            return Err(refuse(format!(
-                "its pid in pid namespace record {level} must be chosen (clone3 set_tid), which \
-                 needs a capability in that namespace's owner (user namespace record {owner}), \
-                 outside its parent's user namespace (record {creator}): nested user namespaces \
-                 whose tasks have pids in an outer one's pid namespaces are not supported yet"
-            )));
+        if descends(img, owner, creator)? {
+            if let Some(from) = outer_from {
+                return Err(refuse(format!(
+                    "its pid in pid namespace record {level} can be chosen by its parent, but not \
+                     the one {} levels further in: not supported",
+                    k - from
+                )));
+            }
+            capable += 1;
+        } else if outer_from.is_none() {
+            log::debug!(
+                "plan: task {pid}: its pid in pid namespace record {level} (owned by user \
+                 namespace record {owner}, outside its parent's, record {creator}) and above \
+                 is left to the kernel's cursor"
+            );
+            outer_from = Some(k);
         }
         level = match img.object(level).map_err(fmt_err)? {
             Object::PidNs(r) => r.parent.id.get(),
             _ => break,
         };
+    }
+    let free = ns.set_tid.len() - capable;
+    ns.set_tid.truncate(capable);
+    ns.free_levels = free;
+    Ok(())
+}
+
+/// In the new task (restorer), before anything else: when some of its
+/// pids were left to the kernel's cursor, it checks it has the recorded
+/// pid at every level of the tree's own (NSpid, as the restarting
+/// process's /proc shows it: all levels from there down).
+pub fn check_pids(t: &TaskPlan<'_>) -> Result<(), String> {
+    if t.ns.free_levels == 0 {
+        return Ok(());
+    }
+    let n = t.ns.set_tid.len() + t.ns.free_levels;
+    let status = crate::procfs::read(std::path::Path::new("/proc/self/status"))
+        .map_err(|e| format!("/proc/self/status: {e}"))?;
+    let got: Vec<u32> = crate::procfs::field(&status, b"NSpid")
+        .and_then(crate::procfs::parse_u32_list)
+        .unwrap_or_default();
+    let want: Vec<u32> = t.task.nspid.iter().map(|p| p.get()).collect();
+    let tail = |v: &[u32]| v[v.len().saturating_sub(n)..].to_vec();
+    if got.len() < n || tail(&got) != tail(&want) {
+        return Err(format!(
+            "got pids {:?} in the pid namespaces of the tree's own, not {:?}: the outer ones \
+             could only be left to the kernel's cursor (its parent has no capability over their \
+             owner user namespace), and other tasks came first",
+            tail(&got),
+            tail(&want)
+        ));
     }
     Ok(())
 }
@@ -393,6 +450,9 @@ pub fn fork_task(ns: &NsPlan) -> io::Result<i32> {
         }
         None => None,
     };
+    if user.nested {
+        become_owner()?;
+    }
     let r = sys::clone::fork_with_pids(ns.clone_flags, &ns.set_tid);
     // The creator takes its own groups back (the child keeps the ones it
     // was born with).
@@ -424,6 +484,34 @@ pub fn fork_task(ns: &NsPlan) -> io::Result<i32> {
             Ok(child)
         }
     }
+}
+
+/// A user namespace's owner must be mapped in its parent, which a
+/// restorer's ids (kstate's) need not be: before it makes a nested one, the
+/// restorer takes uid and gid 0 of its own namespace as its effective ids
+/// (for good: the ids it had cannot be named from inside; its saved ones come
+/// with the core restore), and stays dumpable, so that its /proc files and
+/// its child's stay its own, to write the maps.
+fn become_owner() -> io::Result<()> {
+    let keep = u32::MAX;
+    nix::unistd::setresgid(
+        nix::unistd::Gid::from_raw(keep),
+        nix::unistd::Gid::from_raw(0),
+        nix::unistd::Gid::from_raw(keep),
+    )
+    .and_then(|()| {
+        nix::unistd::setresuid(
+            nix::unistd::Uid::from_raw(keep),
+            nix::unistd::Uid::from_raw(0),
+            nix::unistd::Uid::from_raw(keep),
+        )
+    })
+    .and_then(|()| nix::sys::prctl::set_dumpable(true))
+    .map_err(|e| {
+        io::Error::other(format!(
+            "taking uid and gid 0 of its user namespace, to own a nested one: {e}"
+        ))
+    })
 }
 
 fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
