@@ -472,3 +472,87 @@ fn nested_user_namespaces_come_back() {
     drop(r);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process of the test's in a new user namespace (fixtures/nsholder.c,
+/// identity map on 0..65536), killed when the guard goes; and its pid.
+fn user_holder() -> (Kill, i32) {
+    let bin = common::build_fixture("nsholder");
+    let mut holder = std::process::Command::new(bin)
+        .arg("user")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nsholder");
+    let out = holder.stdout.take().expect("stdout");
+    let holder = Kill(holder);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    let hpid: i32 = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("nsholder did not start: {line:?}"));
+    (holder, hpid)
+}
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--join-ns user` with a tree that has user namespaces of its own is
+/// refused before anything is made.
+#[test]
+fn join_user_namespace_refused_for_a_tree_with_its_own() {
+    let (dir, a) = counter_image("userns-join-refused");
+    let (_holder, hpid) = user_holder();
+    let join = format!("user:{hpid}");
+    let out = common::run_kstate(
+        &["restart", a.to_str().unwrap(), "--join-ns", &join],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("user namespace of the tree's own"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--join-ns user:PID` for a task that is not root: it enters the joined
+/// namespace before its credentials are cut back (after them it could not),
+/// and gets them all back there (fixtures/creds.c checks uids, gids, groups,
+/// the five capability sets, securebits and no_new_privs itself). The
+/// holder's map is the identity on 0..65536, so the host sees the same.
+#[test]
+fn join_user_namespace_as_a_task_that_is_not_root() {
+    let dir = scratch("userns-join-creds");
+    let (holder, hpid) = user_holder();
+    let fields = [
+        "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+    ];
+    let creds = |pid: i32| -> Vec<Option<String>> {
+        fields
+            .iter()
+            .map(|f| common::proc_status_field(pid, f))
+            .collect()
+    };
+    let mut w = Reaped::start("creds", &[]);
+    wait_quiet(w.root);
+    let before = creds(w.root);
+    let a = dir.join("a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    let join = format!("user:{hpid}");
+    let r = Restarted::start_with(&a, &dir, &["--join-ns", &join]);
+    assert_eq!(
+        ns(r.root, "user"),
+        ns(hpid, "user"),
+        "in the joined namespace"
+    );
+    assert_eq!(creds(r.root), before, "credentials as seen from the host");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own check");
+    drop(holder);
+    let _ = std::fs::remove_dir_all(&dir);
+}

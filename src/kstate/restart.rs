@@ -1356,12 +1356,9 @@ fn restore_task(
         [libc::PR_SET_NAME as u64, scratch, 0, 0, 0, 0],
     )
     .map_err(ierr)?;
-    super::userns::with_ns_creds(&t.ns, core, |core| {
-        task_core::restore(pid, core, &mut inj, scratch)
-    })?;
-    if let Some((fd, ids)) = user {
-        // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
-        // lack the rights the steps above needed.
+    if let Some((fd, _)) = user {
+        // `--join-ns user:…[:UID,GID]`, before the credentials: after them
+        // the task may lack the right to enter it.
         inj.call(
             "setns (user)",
             libc::SYS_setns,
@@ -1370,14 +1367,11 @@ fn restore_task(
         .map_err(ierr)?;
         inj.call("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
             .map_err(ierr)?;
-        if let Some((uid, gid)) = ids {
-            let (u, g) = (uid as u64, gid as u64);
-            inj.call("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0])
-                .map_err(ierr)?;
-            inj.call("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0])
-                .map_err(ierr)?;
-        }
     }
+    let join_ids = user.and_then(|(_, ids)| ids);
+    super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
+        task_core::restore(pid, core, &mut inj, scratch)
+    })?;
     inj.call(
         "munmap",
         libc::SYS_munmap,
@@ -1398,6 +1392,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         source,
     })?;
     let mut plan = plan(&img)?;
+    super::userns::check_join(&plan, &opts.join)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
     let res = open_resources(&plan, opts)?;

@@ -591,21 +591,41 @@ fn write_maps(pid: i32, user: &UserPlan) -> io::Result<()> {
 
 /// Runs `f` on the task's core with its ids in its own user namespace's
 /// terms (as the core restore must set them from inside), or as recorded
-/// when it lives in the restarting process's.
+/// when it lives in the restarting process's. With `--join-ns user:…:UID,GID`
+/// (`join`), the task, already in the joined namespace, takes UID and GID
+/// instead, and, as a switch from root to another uid would, loses its
+/// permitted, effective and ambient capabilities unless UID is 0. (Without
+/// UID,GID the recorded ids are used as they are in the joined namespace:
+/// right for an identity map.)
 pub fn with_ns_creds<R>(
     ns: &NsPlan,
     core: &TaskCoreView<'_>,
+    join: Option<(u32, u32)>,
     f: impl FnOnce(&TaskCoreView<'_>) -> R,
 ) -> R {
-    let Some(c) = &ns.creds else {
-        return f(core);
+    let (mut uids, mut gids) = match &ns.creds {
+        Some(c) => (c.uids.map(U32::new), c.gids.map(U32::new)),
+        None => (core.rec.uids, core.rec.gids),
     };
+    let groups: &[U32] = ns.creds.as_ref().map_or(core.groups, |c| &c.groups);
     let mut rec: TaskCoreRecord = *core.rec;
-    rec.uids = c.uids.map(U32::new);
-    rec.gids = c.gids.map(U32::new);
+    if let Some((uid, gid)) = join {
+        uids = [U32::new(uid); 4];
+        gids = [U32::new(gid); 4];
+        if uid != 0 {
+            // caps: inheritable, permitted, effective, bounding, ambient.
+            for k in [1, 2, 4] {
+                rec.caps[k] = 0.into();
+            }
+        }
+    } else if ns.creds.is_none() {
+        return f(core);
+    }
+    rec.uids = uids;
+    rec.gids = gids;
     let view = TaskCoreView {
         rec: &rec,
-        groups: &c.groups,
+        groups,
         ..*core
     };
     f(&view)
@@ -630,5 +650,23 @@ pub fn become_ipc_owner(ns: &NsPlan) -> Result<(), String> {
         Err(e) => Err(format!(
             "taking the uid 0 of its user namespace to write its ipc sysctls: {e}"
         )),
+    }
+}
+
+/// `--join-ns user` puts every task into the joined namespace: refused for
+/// a tree with user namespaces of its own, before anything is done.
+pub fn check_join(
+    plan: &super::restart::Plan<'_>,
+    join: &[super::restart::JoinNs],
+) -> Result<(), RestartError> {
+    let joins_user = join
+        .iter()
+        .any(|j| j.kind == crate::kstate::registry::NsKind::User);
+    match plan.tasks.iter().find(|t| t.ns.creds.is_some()) {
+        Some(t) if joins_user => Err(RestartError::BadOption(format!(
+            "--join-ns user: task {} is in a user namespace of the tree's own, which restart makes",
+            t.pid
+        ))),
+        _ => Ok(()),
     }
 }
