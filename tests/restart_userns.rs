@@ -215,6 +215,26 @@ fn pipe_pair_in_a_user_namespace() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Asleep in nanosleep (interrupted by the checkpoint, EINTR after).
+#[test]
+fn asleep_in_a_user_namespace() {
+    let dir = scratch("userns-sleep");
+    let w = start(false, "sleeper", &["nanosleep"]);
+    std::thread::sleep(Duration::from_millis(50));
+    round_trip(&dir, w, |_| std::thread::sleep(Duration::from_millis(100)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file opened twice at offsets by uid 1000 of the namespace.
+#[test]
+fn file_offsets_in_a_user_namespace() {
+    let dir = scratch("userns-fileoff");
+    let file = workload_file(&dir, "data");
+    let w = start(false, "fileoff", &[file.to_str().unwrap()]);
+    round_trip(&dir, w, |_| {});
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The counter under userns_run, checkpointed and killed: (dir, image).
 fn counter_image(name: &str) -> (PathBuf, PathBuf) {
     let dir = scratch(name);
