@@ -117,23 +117,3 @@ fn nested_pid_namespaces_come_back_twice_side_by_side() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
-
-#[test]
-fn user_namespaces_of_the_tree_are_refused_before_anything_is_done() {
-    let dir = scratch("ns-user");
-    let w = common::start_nstree();
-    let root = w.root;
-    let pids = common::tree_pids(root);
-    let a = dir.join("a.kst");
-    checkpoint_ok(root, &a, &["--leave-running"]);
-    let out = common::run_kstate(
-        &["restart", a.to_str().unwrap()],
-        std::time::Duration::from_secs(30),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("user namespace is the tree's own"), "{err}");
-    // Nothing was made, and the original runs on.
-    common::assert_running_untraced(&pids);
-    let _ = std::fs::remove_dir_all(&dir);
-}

@@ -10,6 +10,7 @@ pub mod progress;
 pub mod registry;
 pub mod restart;
 pub mod show;
+pub mod userns;
 
 use std::time::Duration;
 

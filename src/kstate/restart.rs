@@ -279,6 +279,14 @@ pub struct NsPlan {
     /// It lives in a pid namespace of the tree's own (its outermost pid is
     /// then whatever the restarting process's namespace gives).
     pub own_pid_ns: bool,
+    /// A new user namespace it is created in (CLONE_NEWUSER), with its maps.
+    pub user: Option<super::userns::UserPlan>,
+    /// Its ids in its user namespace's terms, when that is the tree's own.
+    pub creds: Option<super::userns::NsCreds>,
+    /// Outer levels of the tree's own left out of `set_tid` (its creator
+    /// has no capability there): the kernel's cursor gives them, and the
+    /// task checks it got the recorded pids (`userns::check_pids`).
+    pub free_levels: usize,
 }
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
@@ -381,11 +389,11 @@ fn nsproxy_ids(img: &Image<'_>, t: &TaskView<'_>) -> Result<[u32; 10], RestartEr
 /// namespaces: a namespace of the restarting process's is inherited; one of
 /// the tree's own is made by the first task that uses it (with a clone3
 /// flag, or for time by the task itself) and inherited by its descendants.
-/// What cannot be made this way is refused before anything is done: user
-/// namespaces of the tree's own, a namespace shared by tasks of different
-/// branches, pid_for_children unlike pid.
+/// User namespaces of the tree's own are planned by `userns::plan_user`
+/// and what clone3 can give is checked by `userns::check`. What cannot be
+/// made this way is refused before anything is done: a namespace shared by
+/// tasks of different branches, pid_for_children unlike pid.
 fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), RestartError> {
-    const USER: usize = 0;
     const PID: usize = 4;
     const PFC: usize = 5;
     const TIME: usize = 8;
@@ -424,12 +432,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
         let me = ids[i];
         let parent = tasks[i].parent.map(|p| ids[p]);
         let mut ns = NsPlan::default();
-        if !external(me[USER])? {
-            return Err(refuse(
-                "its user namespace is the tree's own: restoring user namespaces is not supported yet"
-                    .into(),
-            ));
-        }
+        super::userns::plan_user(img, &ids, tasks, i, &mut ns)?;
         if me[PFC] != me[PID] {
             return Err(refuse(
                 "its pid_for_children differs from its pid namespace".into(),
@@ -532,6 +535,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
             made.push(me[TFC]);
             ns.new_time = Some((offsets(me[TFC])?, false));
         }
+        super::userns::check(img, &ids, tasks, i, &mut ns)?;
         tasks[i].ns = ns;
     }
     Ok(())
@@ -969,6 +973,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     if me_pid != want {
         return Err(format!("got pid {me_pid}, not {want}"));
     }
+    super::userns::check_pids(t)?;
     // Namespaces the task makes itself: time (with its offsets, written
     // before any task enters it), and the names of a new uts namespace.
     if let Some((((ms, mn), (bs, bn)), enter)) = &t.ns.new_time {
@@ -992,12 +997,6 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
                 nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
             )
             .map_err(|e| format!("entering its time namespace: {e}"))?;
-        }
-    }
-    if let Some(values) = &t.ns.ipc {
-        for (path, value) in crate::objects::ipc_ns::sysctl_writes(values) {
-            std::fs::write(format!("/proc/sys/{path}"), value)
-                .map_err(|e| format!("ipc sysctl {path}: {e}"))?;
         }
     }
     if let Some((host, domain)) = &t.ns.names {
@@ -1038,7 +1037,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     }
     for &c in &t.children {
         let cpid = plan.tasks[c].pid;
-        match sys::clone::fork_with_pids(plan.tasks[c].ns.clone_flags, &plan.tasks[c].ns.set_tid) {
+        match super::userns::fork_task(&plan.tasks[c].ns) {
             Ok(0) => restorer_child(plan, res, c),
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -1099,6 +1098,15 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         core.rec.umask.get(),
     ));
+    // Last, since in a user namespace of the tree's own only its root may
+    // write them, and the restorer keeps kstate's ids until then.
+    if let Some(values) = &t.ns.ipc {
+        super::userns::become_ipc_owner(&t.ns)?;
+        for (path, value) in crate::objects::ipc_ns::sysctl_writes(values) {
+            std::fs::write(format!("/proc/sys/{path}"), value)
+                .map_err(|e| format!("ipc sysctl {path}: {e}"))?;
+        }
+    }
     // The pid as kstate sees it (/proc is the restarting process's), which
     // differs from the image's when the task is in a pid namespace of its own.
     let host = std::fs::read_link("/proc/self")
@@ -1339,22 +1347,20 @@ fn restore_task(
         libc::SYS_prctl,
         [libc::PR_SET_NAME as u64, at, 0, 0, 0, 0],
     );
-    let checks = task_core::restore(pid, core, &mut b)?;
-    if let Some((fd, ids)) = user {
-        // `--join-ns user:…[:UID,GID]`, last of all: after it the task may
-        // lack the rights the steps above needed.
+    if let Some((fd, _)) = user {
+        // `--join-ns user:…[:UID,GID]`, before the credentials: after them
+        // the task may lack the right to enter it.
         b.push(
             "setns (user)",
             libc::SYS_setns,
             [fd as u64, libc::CLONE_NEWUSER as u64, 0, 0, 0, 0],
         );
         b.push("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
-        if let Some((uid, gid)) = ids {
-            let (u, g) = (uid as u64, gid as u64);
-            b.push("setresgid", libc::SYS_setresgid, [g, g, g, 0, 0, 0]);
-            b.push("setresuid", libc::SYS_setresuid, [u, u, u, 0, 0, 0]);
-        }
     }
+    let join_ids = user.and_then(|(_, ids)| ids);
+    let checks = super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
+        task_core::restore(pid, core, &mut b)
+    })?;
     let res = inj.run(b).map_err(ierr)?;
     checks.verify(pid, &res)?;
     vma::fill(img, t, &mut inj)?;
@@ -1373,13 +1379,19 @@ fn restore_task(
 /// waiting for it, 0 when detached.
 pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     let t0 = Instant::now();
-    let phase = |what: &str| log::debug!("restart: {what} at {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+    let phase = |what: &str| {
+        log::debug!(
+            "restart: {what} at {:.2} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        )
+    };
     let src = ImageSource::open(&opts.image)?;
     let img = Image::parse(src.bytes()).map_err(|source| RestartError::Format {
         path: opts.image.clone(),
         source,
     })?;
     let mut plan = plan(&img)?;
+    super::userns::check_join(&plan, &opts.join)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
     phase("image validated, plan checked");
@@ -1392,7 +1404,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     };
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
-    match sys::clone::fork_with_pids(plan.tasks[0].ns.clone_flags, &plan.tasks[0].ns.set_tid) {
+    match super::userns::fork_task(&plan.tasks[0].ns) {
         Ok(0) => restorer_child(&plan, &res, 0),
         Ok(_) => cleanup.pids.push(root),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {

@@ -628,6 +628,22 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
             [libc::SIG_SETMASK as u64, at, 0, 8, 0, 0],
         );
     }
+    // The task queues them to itself, by its pid in its own pid namespace
+    // (kstate's view differs when that is the tree's own): the last NSpid.
+    let own = if c.pending.is_empty() {
+        0
+    } else {
+        let path = procfs::pid_path(pid, "status");
+        let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+        procfs::field(&status, b"NSpid")
+            .and_then(|v| procfs::words(v).last())
+            .and_then(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok())
+            .ok_or_else(|| ObjectError::ProcParse {
+                pid,
+                path: path.clone(),
+                field: "NSpid",
+            })?
+    };
     for p in c.pending {
         let at = b.data(&p.siginfo);
         let signo =
@@ -636,13 +652,13 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
             b.push(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
-                [pid as u64, signo, at, 0, 0, 0],
+                [own, signo, at, 0, 0, 0],
             );
         } else {
             b.push(
                 "rt_tgsigqueueinfo",
                 libc::SYS_rt_tgsigqueueinfo,
-                [pid as u64, pid as u64, signo, at, 0, 0],
+                [own, own, signo, at, 0, 0],
             );
         }
     }
@@ -702,7 +718,7 @@ fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreCh
                 field,
             })
     };
-    let (my_prm, my_eff, my_bnd) = (cap("CapPrm")?, cap("CapEff")?, cap("CapBnd")?);
+    let (my_prm, my_eff) = (cap("CapPrm")?, cap("CapEff")?);
     // 1.
     let at = b.data(cap_struct(inh, my_prm, my_eff).as_bytes());
     b.push(
@@ -710,10 +726,17 @@ fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreCh
         libc::SYS_capset,
         [at, at + 8, 0, 0, 0, 0],
     );
-    // 2. The bounding set: only drops are possible (of what the task, as
-    // kstate's child, still has).
-    for cap in 0..64 {
-        if my_bnd & !bnd & (1u64 << cap) != 0 {
+    // 2. The bounding set: only drops are possible. Every capability the
+    // kernel knows and the saved set lacks is dropped, not only those kstate
+    // has: entering a user namespace (`--join-ns user`, earlier in the same
+    // batch) fills the bounding set again.
+    let last_cap = procfs::read(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
+        .ok()
+        .and_then(|t| std::str::from_utf8(procfs::trim(&t)).ok()?.parse::<u32>().ok())
+        .unwrap_or(63)
+        .min(63);
+    for cap in 0..=last_cap {
+        if !bnd & (1u64 << cap) != 0 {
             prctl(
                 b,
                 "prctl(PR_CAPBSET_DROP)",
@@ -741,14 +764,20 @@ fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreCh
             0,
         ],
     );
-    // 5. kstate's groups are not the task's, even when it had none.
-    let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
-    let at = b.data(groups.as_bytes());
-    b.push(
-        "setgroups",
-        libc::SYS_setgroups,
-        [groups.len() as u64, at, 0, 0, 0, 0],
-    );
+    // 5. kstate's groups are not the task's, even when it had none. In a
+    // user namespace that denies setgroups, nobody can set them: the task
+    // was born with them (see kstate::userns).
+    let denied = procfs::read(&procfs::pid_path(pid, "setgroups"))
+        .is_ok_and(|s| procfs::trim(&s) == b"deny");
+    if !denied {
+        let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
+        let at = b.data(groups.as_bytes());
+        b.push(
+            "setgroups",
+            libc::SYS_setgroups,
+            [groups.len() as u64, at, 0, 0, 0, 0],
+        );
+    }
     b.push(
         "setresgid",
         libc::SYS_setresgid,
