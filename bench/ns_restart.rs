@@ -1,0 +1,1090 @@
+//! Restart of a 10-process tree in 5 namespaces of its own (pid, uts, ipc,
+//! net, mnt): kstate beside CRIU and beside the kernel's floor, in the same
+//! run (issue 4).
+//!
+//! The workload (`bench/workloads/ns10.c`, built here with `cc -O2` into
+//! `CARGO_TARGET_TMPDIR`) runs under `fixtures/reaper.c` (a subreaper of our
+//! own, so a killed tree's pids are free again at once). Its root R is pid 1
+//! of a new pid namespace, in new uts (hostname `ns10-bench`), ipc, net and
+//! mnt namespaces; R keeps only "/" and a proc of its own in its mount
+//! namespace, execs itself again there (so its mappings are on the new
+//! namespace's mounts, which CRIU needs), and forks 3 children with 2
+//! children each: 10 tasks, no descriptors.
+//!
+//! For each engine and each of `KSTATE_BENCH_REPS` (default 7) rounds, after
+//! one untimed warm-up round: start the workload, checkpoint it (timed too,
+//! shown for information: `kstate checkpoint -t R -o IMAGE`, `criu dump -t R
+//! -D DIR`; both kill the tree), wait until every task is reaped, then time
+//! the restart from its fork until it returns, under
+//! `bench/workloads/reaprun.c` (`kstate restart IMAGE -d --pidfile F`;
+//! `criu restore -D DIR -d -S --root / --pidfile F`), check that the tree
+//! runs again (10 tasks, none stopped; the root is pid 1 of its pid
+//! namespace; the same tree of inner pids as before the checkpoint; the
+//! root's pid, uts, ipc, net and mnt namespaces are not ours and every task
+//! shares them; the hostname is back), and kill it.
+//!
+//! The kernel's floor is timed the same way: `ns10 --floor PIDFILE` under
+//! reaprun does `unshare` of the same 5 namespaces, the fork that makes the
+//! pid namespace's init, and 9 more forks into the same shape of tree, until
+//! all 10 have reported in; it leaves the tree running as a detached restart
+//! does, and the same checks (but the inner pids and the hostname) are made.
+//!
+//! A per-phase hint follows: one more kstate restart with
+//! `RUST_LOG=kstate::kstate::restart=debug` (env_logger timestamps, in µs),
+//! and one more CRIU restore with `-v4` (its log has timestamps from its
+//! start); both are slower than the timed rounds because of the logging.
+//!
+//! Run with `cargo bench --bench ns_restart` (as root); `CRIU=/path/to/criu`
+//! names the CRIU to run beside kstate (else `criu` on PATH if `criu check`
+//! passes).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Timed rounds per row (`KSTATE_BENCH_REPS` overrides).
+const DEFAULT_REPS: usize = 7;
+/// Tasks in the tree (1 + 3 + 3×2).
+const TASKS: usize = 10;
+/// The namespaces the workload makes, as /proc/PID/ns names.
+const NAMESPACES: [&str; 5] = ["pid", "uts", "ipc", "net", "mnt"];
+const HOSTNAME: &str = "ns10-bench";
+/// Bounds on every wait.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+const GONE_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(2);
+
+// ---------------------------------------------------------------- helpers
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    assert!(!v.is_empty());
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn med_ms(v: &[Duration]) -> Option<f64> {
+    (!v.is_empty()).then(|| ms(median(v.to_vec())))
+}
+
+fn fmt_med(v: &[Duration]) -> String {
+    med_ms(v).map_or("failed".into(), |m| format!("{m:.1}"))
+}
+
+fn range(v: &[Duration]) -> String {
+    match (v.iter().min(), v.iter().max()) {
+        (Some(lo), Some(hi)) => format!("{:.1}-{:.1}", ms(*lo), ms(*hi)),
+        _ => "-".into(),
+    }
+}
+
+/// A count from the environment, or `default` when unset.
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} must be a positive number, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// Compiles a C file into `dir` and returns the executable.
+fn build_c(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let res = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(src)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cc for {}: {e}", src.display()));
+    assert!(
+        res.status.success(),
+        "cc failed on {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    std::fs::rename(&tmp, &out).expect("rename built program");
+    out
+}
+
+/// Children of every thread of `pid` (empty when it is gone).
+fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let name = t.file_name();
+        if let Ok(s) = std::fs::read_to_string(format!(
+            "/proc/{pid}/task/{}/children",
+            name.to_string_lossy()
+        )) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+/// `root` and every descendant, parents first.
+fn tree_pids(root: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        if out.contains(&p) {
+            continue;
+        }
+        out.push(p);
+        stack.extend(children(p));
+    }
+    out
+}
+
+fn sigkill(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// A field of /proc/PID/status (None when gone).
+fn status_field(pid: i32, field: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// The State letter of /proc/PID/status (None when gone).
+fn state(pid: i32) -> Option<char> {
+    status_field(pid, "State").and_then(|v| v.chars().next())
+}
+
+/// The innermost pid of a task (the last NSpid entry).
+fn inner_pid(pid: i32) -> Option<i32> {
+    status_field(pid, "NSpid")?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+/// What /proc/PID/ns/NAME points at.
+fn ns_link(pid: &str, name: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+fn wait_until(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            _ => return None,
+        }
+    }
+}
+
+/// A child of ours that is a subreaper (reaper, reaprun) with a tree under
+/// it. Dropping it (also on panic) SIGKILLs every descendant, then the child,
+/// and waits for it, all bounded.
+struct Guarded {
+    child: Child,
+    name: &'static str,
+}
+
+impl Guarded {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Kills everything under the subreaper (not the subreaper itself).
+    fn kill_below(&self) {
+        let deadline = Instant::now() + GONE_TIMEOUT;
+        loop {
+            let alive: Vec<i32> = tree_pids(self.pid())
+                .into_iter()
+                .skip(1)
+                .filter(|&p| !matches!(state(p), None | Some('Z') | Some('X')))
+                .collect();
+            if alive.is_empty() || Instant::now() > deadline {
+                return;
+            }
+            for p in alive {
+                sigkill(p);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for the subreaper to exit (it does once it has no child left).
+    fn wait_gone(&mut self) -> Result<(), String> {
+        match wait_until(&mut self.child, GONE_TIMEOUT) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{} {} still has tasks {:?} after {GONE_TIMEOUT:?}",
+                self.name,
+                self.pid(),
+                tree_pids(self.pid())
+            )),
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.kill_below();
+        if wait_until(&mut self.child, Duration::from_millis(500)).is_none() {
+            let _ = self.child.kill();
+            if wait_until(&mut self.child, GONE_TIMEOUT).is_none() {
+                eprintln!("warning: {} {} did not exit", self.name, self.pid());
+            }
+        }
+    }
+}
+
+/// Reads the first line of `r` in a thread; None after `timeout`.
+fn first_line(r: impl std::io::Read + Send + 'static, timeout: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the writer never gets SIGPIPE.
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
+struct Bins {
+    kstate: PathBuf,
+    reaper: PathBuf,
+    reaprun: PathBuf,
+    ns10: PathBuf,
+}
+
+/// Runs `cmd` (stdout and stderr to files in `dir`), bounded; returns the
+/// wall time from spawn to exit, and stderr on failure.
+fn run_timed(cmd: &mut Command, dir: &Path) -> Result<Duration, String> {
+    let errf = dir.join("cli-stderr");
+    let t = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&errf).expect("stderr file"))
+        .env_remove("RUST_LOG")
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let st = match wait_until(&mut child, CLI_TIMEOUT) {
+        Some(st) => st,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {CLI_TIMEOUT:?}"));
+        }
+    };
+    let d = t.elapsed();
+    if st.success() {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{st}: {}",
+            std::fs::read_to_string(&errf).unwrap_or_default().trim()
+        ))
+    }
+}
+
+/// What a run under reaprun gave: its time (fork of the program to its
+/// exit), the guard of the tree it left behind, the wall-clock time just
+/// before reaprun was spawned, and the program's stderr.
+struct Detached {
+    time: Duration,
+    g: Guarded,
+    started: SystemTime,
+    stderr: String,
+}
+
+/// Runs `prog args…` under reaprun (with RUST_LOG set to `log`, or unset).
+fn run_detached(
+    bins: &Bins,
+    prog: &Path,
+    args: &[&str],
+    dir: &Path,
+    log: Option<&str>,
+) -> Result<Detached, String> {
+    let errf = dir.join("restore-stderr");
+    let mut cmd = Command::new(&bins.reaprun);
+    cmd.arg(prog)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&errf).expect("stderr file"));
+    if let Some(l) = log {
+        cmd.env("RUST_LOG", l);
+    }
+    let started = SystemTime::now();
+    let mut child = cmd.spawn().map_err(|e| format!("start reaprun: {e}"))?;
+    let out = child.stdout.take().expect("piped");
+    let g = Guarded {
+        child,
+        name: "reaprun",
+    };
+    let line = first_line(out, CLI_TIMEOUT)
+        .ok_or_else(|| format!("{} did not return within {CLI_TIMEOUT:?}", prog.display()))?;
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let (status, ns) = match (
+        w.first(),
+        w.get(1).and_then(|s| s.parse::<i32>().ok()),
+        w.get(2).and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        (Some(&"DONE"), Some(st), Some(ns)) => (st, ns),
+        _ => return Err(format!("reaprun: bad line {line:?}")),
+    };
+    let stderr = std::fs::read_to_string(&errf).unwrap_or_default();
+    if status != 0 {
+        return Err(format!("wait status {status:#x}: {}", stderr.trim()));
+    }
+    Ok(Detached {
+        time: Duration::from_nanos(ns),
+        g,
+        started,
+        stderr,
+    })
+}
+
+/// The tree under `root` as (inner pid, inner pid of its parent), sorted;
+/// the root's parent is 0.
+fn inner_shape(root: i32) -> Result<Vec<(i32, i32)>, String> {
+    let mut out = Vec::new();
+    for p in tree_pids(root) {
+        let me = inner_pid(p).ok_or(format!("task {p}: no NSpid"))?;
+        let parent = if p == root {
+            0
+        } else {
+            let pp: i32 = status_field(p, "PPid")
+                .and_then(|s| s.parse().ok())
+                .ok_or(format!("task {p}: no PPid"))?;
+            inner_pid(pp).ok_or(format!("task {pp}: no NSpid"))?
+        };
+        out.push((me, parent));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The host name in the uts namespace of `pid` (read through nsenter).
+fn hostname_of(pid: i32) -> Result<String, String> {
+    let out = Command::new("nsenter")
+        .arg("-t")
+        .arg(pid.to_string())
+        .args(["-u", "cat", "/proc/sys/kernel/hostname"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("nsenter: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nsenter -t {pid} -u: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// What the checks compare against: the workload before its checkpoint.
+struct Expect {
+    shape: Vec<(i32, i32)>,
+    hostname: &'static str,
+}
+
+/// Checks that the tree of `root` runs in namespaces of its own: TASKS
+/// tasks, none stopped, traced or dead; the root pid 1 of its pid namespace;
+/// the root's pid, uts, ipc, net and mnt namespaces unlike ours and shared
+/// by every task; with `expect`, the same tree of inner pids and the host
+/// name. Returns the number of mounts the root sees.
+fn check_running(root: i32, expect: Option<&Expect>) -> Result<usize, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pids = loop {
+        let pids = tree_pids(root);
+        let bad: Vec<(i32, Option<char>)> = pids
+            .iter()
+            .map(|&p| (p, state(p)))
+            .filter(|(_, s)| !matches!(s, Some('S') | Some('R') | Some('D')))
+            .collect();
+        if pids.len() == TASKS && bad.is_empty() {
+            break pids;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "tree of {root}: {} tasks (want {TASKS}), not running: {bad:?}",
+                pids.len()
+            ));
+        }
+        std::thread::sleep(POLL);
+    };
+    if inner_pid(root) != Some(1) {
+        return Err(format!(
+            "root {root} is not pid 1 of its pid namespace (NSpid {:?})",
+            status_field(root, "NSpid")
+        ));
+    }
+    for name in NAMESPACES {
+        let theirs = ns_link(&root.to_string(), name);
+        if theirs.is_none() || theirs == ns_link("self", name) {
+            return Err(format!(
+                "root {root}: {name} namespace is ours ({theirs:?})"
+            ));
+        }
+        for &p in &pids {
+            if ns_link(&p.to_string(), name) != theirs {
+                return Err(format!("task {p}: {name} namespace is not the root's"));
+            }
+        }
+    }
+    if let Some(e) = expect {
+        let shape = inner_shape(root)?;
+        if shape != e.shape {
+            return Err(format!(
+                "inner pids (pid, parent) are {shape:?}, were {:?}",
+                e.shape
+            ));
+        }
+        let h = hostname_of(root)?;
+        if h != e.hostname {
+            return Err(format!("hostname is {h:?}, was {:?}", e.hostname));
+        }
+    }
+    Ok(std::fs::read_to_string(format!("/proc/{root}/mountinfo"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0))
+}
+
+fn read_pidfile(p: &Path) -> Result<i32, String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| format!("no pid in {}", p.display()))
+}
+
+// ---------------------------------------------------------------- engines
+
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Kstate,
+    Criu,
+}
+
+#[derive(Default)]
+struct EngineRun {
+    ckpt: Vec<Duration>,
+    restore: Vec<Duration>,
+    /// Mounts the restored root sees (first round).
+    mounts: Option<usize>,
+    /// Mounts the workload's root saw before its checkpoint.
+    mounts_before: Option<usize>,
+    errors: Vec<String>,
+}
+
+/// The workload under the reaper: its guard and R's host pid.
+fn start_workload(bins: &Bins) -> Result<(Guarded, i32), String> {
+    let mut child = Command::new(&bins.reaper)
+        .arg(&bins.ns10)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("start the reaper: {e}"))?;
+    let out = child.stdout.take().expect("piped");
+    let g = Guarded {
+        child,
+        name: "reaper",
+    };
+    let line = first_line(out, READY_TIMEOUT)
+        .ok_or_else(|| format!("ns10: no READY within {READY_TIMEOUT:?}"))?;
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match (w.first(), w.get(1).and_then(|p| p.parse::<i32>().ok())) {
+        (Some(&"READY"), Some(root)) => Ok((g, root)),
+        _ => Err(format!("ns10: bad READY line {line:?}")),
+    }
+}
+
+/// The restart command line of `engine` for the image at `img`.
+fn restart_args(engine: Engine, img: &str, pidfile: &str, verbose: bool) -> Vec<String> {
+    let mut a: Vec<String> = match engine {
+        Engine::Kstate => vec!["restart", img, "-d", "--pidfile", pidfile],
+        // `-S` (`--restore-sibling`): the root becomes a child of reaprun,
+        // CRIU's caller, as kstate's root does, instead of CRIU's own.
+        // `--root /`: CRIU requires a root to restore a mount namespace (it
+        // bind-mounts it as the namespace's "/"); the workload's root mount
+        // is the host's "/". `--network-lock skip`: see `dump_args`.
+        Engine::Criu => vec![
+            "restore",
+            "-D",
+            img,
+            "-d",
+            "-S",
+            "--root",
+            "/",
+            "--network-lock",
+            "skip",
+            "--pidfile",
+            pidfile,
+            "-o",
+            "restore.log",
+        ],
+    }
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if verbose && engine == Engine::Criu {
+        a.push("-v4".into());
+    }
+    a
+}
+
+/// One engine, a warm-up round and `reps` timed rounds.
+fn rounds(engine: Engine, criu: Option<&Path>, bins: &Bins, reps: usize, dir: &Path) -> EngineRun {
+    let mut run = EngineRun::default();
+    // One untimed warm-up round first (page cache, the binaries, the first
+    // network namespace of the run): its times are dropped.
+    let mut warm = EngineRun::default();
+    if let Err(e) = round(engine, criu, bins, dir, &mut warm) {
+        eprintln!("  warm-up round: {e}");
+        run.errors.push(format!("warm-up round: {e}"));
+    }
+    run.mounts = warm.mounts;
+    run.mounts_before = warm.mounts_before;
+    for rep in 0..reps {
+        if let Err(e) = round(engine, criu, bins, dir, &mut run) {
+            eprintln!("  round {rep}: {e}");
+            run.errors.push(format!("round {rep}: {e}"));
+            // Three failures and no success: this engine cannot do it.
+            if run.errors.len() >= 3 && run.restore.is_empty() {
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// Starts the workload and checkpoints it with `engine` into `img`; returns
+/// what the checks will compare against.
+fn checkpoint(
+    engine: Engine,
+    criu: Option<&Path>,
+    bins: &Bins,
+    dir: &Path,
+    img: &Path,
+    run: &mut EngineRun,
+) -> Result<Expect, String> {
+    let _ = std::fs::remove_file(img);
+    let _ = std::fs::remove_dir_all(img);
+    let (mut g, root) = start_workload(bins)?;
+    let before = check_running(root, None).map_err(|e| format!("workload: {e}"))?;
+    run.mounts_before.get_or_insert(before);
+    let expect = Expect {
+        shape: inner_shape(root)?,
+        hostname: HOSTNAME,
+    };
+    let t = match engine {
+        Engine::Kstate => run_timed(
+            Command::new(&bins.kstate)
+                .arg("checkpoint")
+                .arg("-t")
+                .arg(root.to_string())
+                .arg("-o")
+                .arg(img),
+            dir,
+        ),
+        Engine::Criu => {
+            std::fs::create_dir_all(img).map_err(|e| format!("mkdir {}: {e}", img.display()))?;
+            // `--network-lock skip`: CRIU locks a net namespace's traffic
+            // with iptables-restore by default, and there is none here (nor
+            // traffic in this namespace); kstate locks nothing either.
+            run_timed(
+                Command::new(criu.expect("criu"))
+                    .arg("dump")
+                    .arg("-t")
+                    .arg(root.to_string())
+                    .arg("-D")
+                    .arg(img)
+                    .args(["--network-lock", "skip", "-o", "dump.log"]),
+                dir,
+            )
+        }
+    }
+    .map_err(|e| format!("checkpoint failed: {e}"))?;
+    run.ckpt.push(t);
+    // Every task must be gone and reaped before the pids can be used again.
+    g.wait_gone()?;
+    Ok(expect)
+}
+
+fn round(
+    engine: Engine,
+    criu: Option<&Path>,
+    bins: &Bins,
+    dir: &Path,
+    run: &mut EngineRun,
+) -> Result<(), String> {
+    let img = match engine {
+        Engine::Kstate => dir.join("image.kst"),
+        Engine::Criu => dir.join("criu-img"),
+    };
+    let expect = checkpoint(engine, criu, bins, dir, &img, run)?;
+    let pidfile = dir.join("restored.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let prog = match engine {
+        Engine::Kstate => bins.kstate.as_path(),
+        Engine::Criu => criu.expect("criu"),
+    };
+    let args = restart_args(
+        engine,
+        img.to_str().expect("utf-8"),
+        pidfile.to_str().expect("utf-8"),
+        false,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d =
+        run_detached(bins, prog, &args, dir, None).map_err(|e| format!("restart failed: {e}"))?;
+    let root = read_pidfile(&pidfile)?;
+    let mounts = check_running(root, Some(&expect))?;
+    run.mounts.get_or_insert(mounts);
+    run.restore.push(d.time);
+    d.g.kill_below();
+    d.g.wait_gone()?;
+    Ok(())
+}
+
+/// The floor, `ns10 --floor PIDFILE` under reaprun: the times from fork to
+/// exit, and the program's own split (unshare, fork of the tree).
+struct Floor {
+    total: Vec<Duration>,
+    unshare: Vec<Duration>,
+    forks: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+fn floor_round(bins: &Bins, dir: &Path, f: &mut Floor, timed: bool) -> Result<(), String> {
+    let pidfile = dir.join("floor.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let mut d = run_detached(
+        bins,
+        &bins.ns10,
+        &["--floor", pidfile.to_str().expect("utf-8")],
+        dir,
+        None,
+    )?;
+    let root = read_pidfile(&pidfile)?;
+    check_running(root, None)?;
+    let split: Vec<u64> = d
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("FLOOR "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if timed {
+        f.total.push(d.time);
+        if let [u, k] = split[..] {
+            f.unshare.push(Duration::from_nanos(u));
+            f.forks.push(Duration::from_nanos(k));
+        }
+    }
+    d.g.kill_below();
+    d.g.wait_gone()?;
+    Ok(())
+}
+
+fn floor(bins: &Bins, reps: usize, dir: &Path) -> Floor {
+    let mut f = Floor {
+        total: Vec::new(),
+        unshare: Vec::new(),
+        forks: Vec::new(),
+        errors: Vec::new(),
+    };
+    for rep in 0..=reps {
+        // Round 0 is the warm-up.
+        if let Err(e) = floor_round(bins, dir, &mut f, rep > 0) {
+            eprintln!("  floor round {rep}: {e}");
+            f.errors.push(e);
+        }
+    }
+    f
+}
+
+/// Wall time of a bare `kstate --help` spawned from here (it prints to
+/// stdout, so it cannot run under reaprun, whose first line we read).
+fn spawn_floor(bins: &Bins, reps: usize, dir: &Path) -> Vec<Duration> {
+    (0..reps)
+        .filter_map(|_| run_timed(Command::new(&bins.kstate).arg("--help"), dir).ok())
+        .collect()
+}
+
+/// The CRIU to run beside kstate, or why there is none.
+fn find_criu() -> Result<PathBuf, String> {
+    let (bin, given) = match std::env::var_os("CRIU") {
+        Some(c) => (PathBuf::from(c), true),
+        None => (PathBuf::from("criu"), false),
+    };
+    let out = Command::new(&bin)
+        .arg("check")
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Err(e) => Err(format!("`{} check` cannot run: {e}", bin.display())),
+        Ok(o) if o.status.success() => Ok(bin),
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr).to_string()
+                + &String::from_utf8_lossy(&o.stdout);
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if given {
+                eprintln!("warning: `$CRIU check` failed ({last}); running it anyway as asked");
+                Ok(bin)
+            } else {
+                Err(format!("`criu check` failed: {last}"))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- phases
+
+/// Microseconds since the epoch of an env_logger line
+/// (`[2026-11-25T12:34:01.903585Z LEVEL target] message`), and the message.
+fn log_line(l: &str) -> Option<(i64, &str)> {
+    let rest = l.strip_prefix('[')?;
+    let (stamp, rest) = rest.split_once(' ')?;
+    let msg = rest.split_once("] ")?.1;
+    // YYYY-MM-DDTHH:MM:SS.ffffffZ; only the time of day is used, so a run
+    // across midnight would show nonsense (and say so by a negative phase).
+    let t = stamp.split_once('T')?.1.strip_suffix('Z')?;
+    let (hms, frac) = t.split_once('.')?;
+    let mut it = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, s) = (it.next()??, it.next()??, it.next()??);
+    let us: i64 = frac.get(..6)?.parse().ok()?;
+    Some(((h * 3600 + m * 60 + s) * 1_000_000 + us, msg))
+}
+
+fn time_of_day_us(t: SystemTime) -> i64 {
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64;
+    d % (86_400 * 1_000_000)
+}
+
+/// One kstate restart with the restart module's debug log, cut into
+/// phases at its log lines.
+fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
+    let img = dir.join("image.kst");
+    let mut run = EngineRun::default();
+    let expect = checkpoint(Engine::Kstate, None, bins, dir, &img, &mut run)?;
+    let pidfile = dir.join("restored.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let args = restart_args(
+        Engine::Kstate,
+        img.to_str().expect("utf-8"),
+        pidfile.to_str().expect("utf-8"),
+        false,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d = run_detached(
+        bins,
+        &bins.kstate,
+        &args,
+        dir,
+        Some("kstate::kstate::restart=debug"),
+    )?;
+    check_running(read_pidfile(&pidfile)?, Some(&expect))?;
+    d.g.kill_below();
+    d.g.wait_gone()?;
+    let t0 = time_of_day_us(d.started);
+    let end = d.time.as_micros() as i64;
+    let lines: Vec<(i64, &str)> = d
+        .stderr
+        .lines()
+        .filter_map(log_line)
+        .map(|(t, m)| (t - t0, m))
+        .collect();
+    let find = |pat: &dyn Fn(&str) -> bool, last: bool| {
+        let mut it = lines.iter().filter(|(_, m)| pat(m));
+        if last {
+            it.next_back().map(|(t, _)| *t)
+        } else {
+            it.next().map(|(t, _)| *t)
+        }
+    };
+    let is_task = |m: &str| {
+        m.strip_prefix("restore: task ")
+            .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let checks = find(&|m| m.starts_with("restart: checks passed"), false);
+    let first_task = find(&is_task, false);
+    let last_ready = find(
+        &|m| m.starts_with("restore: task ") && m.ends_with(" ready"),
+        true,
+    );
+    let running = find(&|m| m.contains("tasks running"), true);
+    let mut out = vec![format!(
+        "kstate restart -d with RUST_LOG=kstate::kstate::restart=debug: {:.1} ms in all \
+         (from reaprun's spawn; the log adds a little)",
+        end as f64 / 1e3
+    )];
+    let span = |a: i64, b: i64| format!("{:>7.1} ms", (b - a) as f64 / 1e3);
+    match (checks, first_task, last_ready, running) {
+        (Some(c), Some(f), Some(r), Some(n)) => {
+            let restored = lines.iter().filter(|(_, m)| is_task(m)).count();
+            out.push(format!(
+                "  {}  start, read + validate the image, plan, pre-flight checks",
+                span(0, c)
+            ));
+            out.push(format!(
+                "  {}  create the tasks in their new namespaces (clone3 + set_tid), wait until all are up, seize them",
+                span(c, f)
+            ));
+            out.push(format!(
+                "  {}  restore {restored} tasks (memory, registers, the rest), {:.2} ms per task",
+                span(f, r),
+                (r - f) as f64 / 1e3 / restored.max(1) as f64
+            ));
+            out.push(format!("  {}  detach, pidfile", span(r, n)));
+            out.push(format!("  {}  exit", span(n, end)));
+        }
+        _ => {
+            out.push(
+                "  (the expected log lines were not all there; the restart module's log, from reaprun's spawn:)"
+                    .into(),
+            );
+            for (t, m) in lines.iter().take(40) {
+                out.push(format!("  {:>8.2} ms  {m}", *t as f64 / 1e3));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One CRIU restore with `-v4`, cut into phases at its log lines (CRIU
+/// stamps each line with the seconds since its start).
+fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
+    let img = dir.join("criu-img");
+    let mut run = EngineRun::default();
+    let expect = checkpoint(Engine::Criu, Some(criu), bins, dir, &img, &mut run)?;
+    let pidfile = dir.join("restored.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let args = restart_args(
+        Engine::Criu,
+        img.to_str().expect("utf-8"),
+        pidfile.to_str().expect("utf-8"),
+        true,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d = run_detached(bins, criu, &args, dir, None)?;
+    check_running(read_pidfile(&pidfile)?, Some(&expect))?;
+    d.g.kill_below();
+    d.g.wait_gone()?;
+    let log = std::fs::read_to_string(img.join("restore.log"))
+        .map_err(|e| format!("read CRIU's restore.log: {e}"))?;
+    let lines: Vec<(f64, &str)> = log
+        .lines()
+        .filter_map(|l| {
+            let (stamp, msg) = l.strip_prefix('(')?.split_once(')')?;
+            Some((stamp.trim().parse::<f64>().ok()? * 1e3, msg.trim()))
+        })
+        .collect();
+    let find = |pat: &str| lines.iter().find(|(_, m)| m.contains(pat)).map(|(t, _)| *t);
+    let mut out = vec![format!(
+        "CRIU restore -d -S -v4: {:.1} ms in all (from reaprun's fork; -v4 adds some)",
+        ms(d.time)
+    )];
+    let span = |a: f64, b: f64| format!("{:>7.1} ms", b - a);
+    match (
+        find("Forking task with 1 pid"),
+        find("Preparing info about shared resources"),
+        find("Restore finished successfully"),
+    ) {
+        (Some(f), Some(p), Some(e)) => {
+            out.push(format!(
+                "  {}  start, probe the kernel (no kdat cache: /run is not tmpfs here), read the images",
+                span(0.0, f)
+            ));
+            out.push(format!(
+                "  {}  create the root in its namespaces and fill them (net: links, `ip` addr/route/rule restore; mnt: the mounts)",
+                span(f, p)
+            ));
+            out.push(format!(
+                "  {}  fork the other tasks, restore them all, resume",
+                span(p, e)
+            ));
+            out.push(format!(
+                "  {}  after its last log line to exit (as reaprun saw it)",
+                span(e, ms(d.time))
+            ));
+        }
+        _ => out.push("  (the expected lines were not in CRIU's restore.log)".into()),
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- main
+
+fn main() {
+    let reps = env_count("KSTATE_BENCH_REPS", DEFAULT_REPS);
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("ns_restart: must run as root (namespaces, checkpoint and restart need it)");
+        std::process::exit(1);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let bindir = tmp.join("bench-bin");
+    std::fs::create_dir_all(&bindir).expect("bench bin dir");
+    let dir = tmp.join(format!("ns_restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    struct RmDir(PathBuf);
+    impl Drop for RmDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = RmDir(dir.clone());
+
+    let wl = manifest.join("bench/workloads");
+    let bins = Bins {
+        kstate: PathBuf::from(env!("CARGO_BIN_EXE_kstate")),
+        reaper: build_c(&manifest.join("fixtures/reaper.c"), &bindir, "reaper"),
+        reaprun: build_c(&wl.join("reaprun.c"), &bindir, "reaprun"),
+        ns10: build_c(&wl.join("ns10.c"), &bindir, "ns10"),
+    };
+
+    println!(
+        "ns_restart: a {TASKS}-task tree in new pid, uts, ipc, net and mnt namespaces; \
+         median of {reps} rounds per row after one warm-up round"
+    );
+    let criu = find_criu();
+    match &criu {
+        Ok(c) => println!("CRIU: {} (same run)", c.display()),
+        Err(why) => println!("CRIU: COULD NOT RUN HERE ({why}); no CRIU figures"),
+    }
+    let criu = criu.ok();
+
+    println!("running the floor (unshare + 10 forks) ...");
+    let fl = floor(&bins, reps, &dir);
+    let spawn = spawn_floor(&bins, reps, &dir);
+    println!("running kstate ...");
+    let k = rounds(Engine::Kstate, None, &bins, reps, &dir);
+    let c = criu.as_deref().map(|c| {
+        println!("running CRIU ...");
+        rounds(Engine::Criu, Some(c), &bins, reps, &dir)
+    });
+    println!("per-phase runs ...");
+    let kp = kstate_phases(&bins, &dir);
+    let cp = criu.as_deref().map(|c| criu_phases(c, &bins, &dir));
+
+    // --- table.
+    println!();
+    println!("restart of the tree, from the fork of the restarting program to its return (ms)");
+    println!("{:<52} {:>8} {:>13}", "row", "median", "range");
+    let row = |name: &str, v: &[Duration]| {
+        println!("{:<52} {:>8} {:>13}", name, fmt_med(v), range(v));
+    };
+    row(
+        "floor: unshare 5 ns + fork init + 9 forks (ns10)",
+        &fl.total,
+    );
+    row("  in it: unshare(pid|uts|ipc|net|mnt)", &fl.unshare);
+    row("  in it: fork the 10 tasks until all are up", &fl.forks);
+    row("spawn only: kstate --help (spawned from Rust)", &spawn);
+    row("kstate restart -d", &k.restore);
+    if let Some(c) = &c {
+        row("CRIU restore -d -S --root /", &c.restore);
+    }
+    println!();
+    println!("checkpoint, for information (ms; both kill the tree after)");
+    row("kstate checkpoint", &k.ckpt);
+    if let Some(c) = &c {
+        row("CRIU dump", &c.ckpt);
+    }
+    println!();
+    let mounts = |r: &EngineRun| {
+        format!(
+            "{} (the workload's root saw {})",
+            r.mounts.map_or("?".into(), |m| m.to_string()),
+            r.mounts_before.map_or("?".into(), |m| m.to_string())
+        )
+    };
+    println!("mounts the restored root sees: kstate {}", mounts(&k));
+    if let Some(c) = &c {
+        println!("                                 CRIU {}", mounts(c));
+    }
+
+    println!();
+    println!("phases (one more run each, with logging)");
+    for p in [Some(kp), cp].into_iter().flatten() {
+        match p {
+            Ok(lines) => lines.iter().for_each(|l| println!("  {l}")),
+            Err(e) => println!("  failed: {e}"),
+        }
+    }
+
+    // --- ratios and aims.
+    println!();
+    println!("aims");
+    let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
+    match (med_ms(&k.restore), med_ms(&fl.total)) {
+        (Some(km), Some(f)) => println!(
+            "  kstate within 2x of the floor: {km:.1} / {f:.1} ms = {:.2}x the floor {}",
+            km / f,
+            verdict(km / f <= 2.0)
+        ),
+        _ => println!("  kstate within 2x of the floor: no figure (see errors)"),
+    }
+    match (
+        med_ms(&k.restore),
+        c.as_ref().and_then(|c| med_ms(&c.restore)),
+    ) {
+        (Some(km), Some(cm)) => println!(
+            "  kstate >= 3x faster than CRIU: {cm:.1} / {km:.1} ms = {:.2}x {}",
+            cm / km,
+            verdict(cm / km >= 3.0)
+        ),
+        (_, None) if criu.is_none() => {
+            println!("  kstate >= 3x faster than CRIU: NOT MEASURED (no CRIU)")
+        }
+        _ => println!("  kstate >= 3x faster than CRIU: no figure (see errors)"),
+    }
+    for e in &fl.errors {
+        println!("  ERROR floor: {e}");
+    }
+    for e in &k.errors {
+        println!("  ERROR kstate: {e}");
+    }
+    for e in c.iter().flat_map(|c| &c.errors) {
+        println!("  ERROR CRIU: {e}");
+    }
+}
