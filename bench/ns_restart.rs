@@ -43,7 +43,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Timed rounds per row (`KSTATE_BENCH_REPS` overrides).
 const DEFAULT_REPS: usize = 7;
@@ -96,6 +96,15 @@ fn env_count(name: &str, default: usize) -> usize {
             .unwrap_or_else(|| panic!("{name} must be a positive number, not {v:?}")),
         Err(_) => default,
     }
+}
+
+/// Extra arguments for kstate from the environment (split at whitespace),
+/// e.g. `KSTATE_CKPT_ARGS="--external ..."` should a later kstate need an
+/// option for this workload.
+fn extra_args(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// Compiles a C file into `dir` and returns the executable.
@@ -277,6 +286,7 @@ struct Bins {
     kstate: PathBuf,
     reaper: PathBuf,
     reaprun: PathBuf,
+    phaserun: PathBuf,
     ns10: PathBuf,
 }
 
@@ -311,17 +321,18 @@ fn run_timed(cmd: &mut Command, dir: &Path) -> Result<Duration, String> {
     }
 }
 
-/// What a run under reaprun gave: its time (fork of the program to its
-/// exit), the guard of the tree it left behind, the wall-clock time just
-/// before reaprun was spawned, and the program's stderr.
+/// What a run under reaprun (or phaserun) gave: its time (fork of the
+/// program to its exit), the guard of the tree it left behind, the program's
+/// stderr, and (phaserun) the wall-clock time of the fork, ns since the epoch.
 struct Detached {
     time: Duration,
     g: Guarded,
-    started: SystemTime,
     stderr: String,
+    forked_at: Option<i64>,
 }
 
-/// Runs `prog args…` under reaprun (with RUST_LOG set to `log`, or unset).
+/// Runs `prog args…` under reaprun, or under phaserun with RUST_LOG=`log`
+/// when `log` is given (RUST_LOG is unset otherwise).
 fn run_detached(
     bins: &Bins,
     prog: &Path,
@@ -330,7 +341,12 @@ fn run_detached(
     log: Option<&str>,
 ) -> Result<Detached, String> {
     let errf = dir.join("restore-stderr");
-    let mut cmd = Command::new(&bins.reaprun);
+    let runner = if log.is_some() {
+        &bins.phaserun
+    } else {
+        &bins.reaprun
+    };
+    let mut cmd = Command::new(runner);
     cmd.arg(prog)
         .args(args)
         .env_remove("RUST_LOG")
@@ -340,7 +356,6 @@ fn run_detached(
     if let Some(l) = log {
         cmd.env("RUST_LOG", l);
     }
-    let started = SystemTime::now();
     let mut child = cmd.spawn().map_err(|e| format!("start reaprun: {e}"))?;
     let out = child.stdout.take().expect("piped");
     let g = Guarded {
@@ -365,8 +380,8 @@ fn run_detached(
     Ok(Detached {
         time: Duration::from_nanos(ns),
         g,
-        started,
         stderr,
+        forked_at: w.get(3).and_then(|s| s.parse::<i64>().ok()),
     })
 }
 
@@ -418,8 +433,9 @@ struct Expect {
 /// tasks, none stopped, traced or dead; the root pid 1 of its pid namespace;
 /// the root's pid, uts, ipc, net and mnt namespaces unlike ours and shared
 /// by every task; with `expect`, the same tree of inner pids and the host
-/// name. Returns the number of mounts the root sees.
-fn check_running(root: i32, expect: Option<&Expect>) -> Result<usize, String> {
+/// name. Returns what the root sees beyond that: its mounts, and whether its
+/// time namespace is a new one.
+fn check_running(root: i32, expect: Option<&Expect>) -> Result<Seen, String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let pids = loop {
         let pids = tree_pids(root);
@@ -471,9 +487,19 @@ fn check_running(root: i32, expect: Option<&Expect>) -> Result<usize, String> {
             return Err(format!("hostname is {h:?}, was {:?}", e.hostname));
         }
     }
-    Ok(std::fs::read_to_string(format!("/proc/{root}/mountinfo"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0))
+    Ok(Seen {
+        mounts: std::fs::read_to_string(format!("/proc/{root}/mountinfo"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0),
+        new_time: ns_link(&root.to_string(), "time") != ns_link("self", "time"),
+    })
+}
+
+/// What a tree's root sees beyond what the checks require.
+#[derive(Clone, Copy)]
+struct Seen {
+    mounts: usize,
+    new_time: bool,
 }
 
 fn read_pidfile(p: &Path) -> Result<i32, String> {
@@ -495,10 +521,10 @@ enum Engine {
 struct EngineRun {
     ckpt: Vec<Duration>,
     restore: Vec<Duration>,
-    /// Mounts the restored root sees (first round).
-    mounts: Option<usize>,
-    /// Mounts the workload's root saw before its checkpoint.
-    mounts_before: Option<usize>,
+    /// What the restored root sees (first round).
+    seen: Option<Seen>,
+    /// What the workload's root saw before its checkpoint.
+    seen_before: Option<Seen>,
     errors: Vec<String>,
 }
 
@@ -553,8 +579,10 @@ fn restart_args(engine: Engine, img: &str, pidfile: &str, verbose: bool) -> Vec<
     .into_iter()
     .map(String::from)
     .collect();
-    if verbose && engine == Engine::Criu {
-        a.push("-v4".into());
+    match engine {
+        Engine::Kstate => a.extend(extra_args("KSTATE_RESTART_ARGS")),
+        Engine::Criu if verbose => a.push("-v4".into()),
+        Engine::Criu => {}
     }
     a
 }
@@ -569,8 +597,8 @@ fn rounds(engine: Engine, criu: Option<&Path>, bins: &Bins, reps: usize, dir: &P
         eprintln!("  warm-up round: {e}");
         run.errors.push(format!("warm-up round: {e}"));
     }
-    run.mounts = warm.mounts;
-    run.mounts_before = warm.mounts_before;
+    run.seen = warm.seen;
+    run.seen_before = warm.seen_before;
     for rep in 0..reps {
         if let Err(e) = round(engine, criu, bins, dir, &mut run) {
             eprintln!("  round {rep}: {e}");
@@ -598,7 +626,7 @@ fn checkpoint(
     let _ = std::fs::remove_dir_all(img);
     let (mut g, root) = start_workload(bins)?;
     let before = check_running(root, None).map_err(|e| format!("workload: {e}"))?;
-    run.mounts_before.get_or_insert(before);
+    run.seen_before.get_or_insert(before);
     let expect = Expect {
         shape: inner_shape(root)?,
         hostname: HOSTNAME,
@@ -610,7 +638,8 @@ fn checkpoint(
                 .arg("-t")
                 .arg(root.to_string())
                 .arg("-o")
-                .arg(img),
+                .arg(img)
+                .args(extra_args("KSTATE_CKPT_ARGS")),
             dir,
         ),
         Engine::Criu => {
@@ -665,8 +694,8 @@ fn round(
     let mut d =
         run_detached(bins, prog, &args, dir, None).map_err(|e| format!("restart failed: {e}"))?;
     let root = read_pidfile(&pidfile)?;
-    let mounts = check_running(root, Some(&expect))?;
-    run.mounts.get_or_insert(mounts);
+    let seen = check_running(root, Some(&expect))?;
+    run.seen.get_or_insert(seen);
     run.restore.push(d.time);
     d.g.kill_below();
     d.g.wait_gone()?;
@@ -792,14 +821,6 @@ fn log_line(l: &str) -> Option<(i64, &str)> {
     Some(((h * 3600 + m * 60 + s) * 1_000_000 + us, msg))
 }
 
-fn time_of_day_us(t: SystemTime) -> i64 {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as i64;
-    d % (86_400 * 1_000_000)
-}
-
 /// One kstate restart with the restart module's debug log, cut into
 /// phases at its log lines.
 fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
@@ -825,7 +846,7 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
     check_running(read_pidfile(&pidfile)?, Some(&expect))?;
     d.g.kill_below();
     d.g.wait_gone()?;
-    let t0 = time_of_day_us(d.started);
+    let t0 = d.forked_at.ok_or("phaserun gave no time of its fork")? / 1000 % (86_400 * 1_000_000);
     let end = d.time.as_micros() as i64;
     let lines: Vec<(i64, &str)> = d
         .stderr
@@ -854,7 +875,7 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
     let running = find(&|m| m.contains("tasks running"), true);
     let mut out = vec![format!(
         "kstate restart -d with RUST_LOG=kstate::kstate::restart=debug: {:.1} ms in all \
-         (from reaprun's spawn; the log adds a little)",
+         (from the fork; the log adds a little)",
         end as f64 / 1e3
     )];
     let span = |a: i64, b: i64| format!("{:>7.1} ms", (b - a) as f64 / 1e3);
@@ -862,7 +883,7 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
         (Some(c), Some(f), Some(r), Some(n)) => {
             let restored = lines.iter().filter(|(_, m)| is_task(m)).count();
             out.push(format!(
-                "  {}  start, read + validate the image, plan, pre-flight checks",
+                "  {}  exec, read + validate the image, plan, pre-flight checks",
                 span(0, c)
             ));
             out.push(format!(
@@ -879,7 +900,7 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
         }
         _ => {
             out.push(
-                "  (the expected log lines were not all there; the restart module's log, from reaprun's spawn:)"
+                "  (the expected log lines were not all there; the restart module's log, from the fork:)"
                     .into(),
             );
             for (t, m) in lines.iter().take(40) {
@@ -943,7 +964,7 @@ fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, Stri
                 span(p, e)
             ));
             out.push(format!(
-                "  {}  after its last log line to exit (as reaprun saw it)",
+                "  {}  exec of criu before its first log line, and exit after its last",
                 span(e, ms(d.time))
             ));
         }
@@ -979,6 +1000,7 @@ fn main() {
         kstate: PathBuf::from(env!("CARGO_BIN_EXE_kstate")),
         reaper: build_c(&manifest.join("fixtures/reaper.c"), &bindir, "reaper"),
         reaprun: build_c(&wl.join("reaprun.c"), &bindir, "reaprun"),
+        phaserun: build_c(&wl.join("phaserun.c"), &bindir, "phaserun"),
         ns10: build_c(&wl.join("ns10.c"), &bindir, "ns10"),
     };
 
@@ -986,6 +1008,11 @@ fn main() {
         "ns_restart: a {TASKS}-task tree in new pid, uts, ipc, net and mnt namespaces; \
          median of {reps} rounds per row after one warm-up round"
     );
+    for name in ["KSTATE_CKPT_ARGS", "KSTATE_RESTART_ARGS"] {
+        if let Ok(v) = std::env::var(name) {
+            println!("{name}={v:?} (added to kstate's command line)");
+        }
+    }
     let criu = find_criu();
     match &criu {
         Ok(c) => println!("CRIU: {} (same run)", c.display()),
@@ -1031,16 +1058,31 @@ fn main() {
         row("CRIU dump", &c.ckpt);
     }
     println!();
-    let mounts = |r: &EngineRun| {
-        format!(
-            "{} (the workload's root saw {})",
-            r.mounts.map_or("?".into(), |m| m.to_string()),
-            r.mounts_before.map_or("?".into(), |m| m.to_string())
-        )
+    println!("what the restored root sees beyond the checks (the workload's root: / and its own proc, 2 mounts; the host's time namespace)");
+    let seen = |name: &str, r: &EngineRun| match (r.seen, r.seen_before) {
+        (Some(s), Some(b)) => println!(
+            "  {name:<7} {} mounts{}; {}",
+            s.mounts,
+            if s.mounts == b.mounts {
+                ", as many as before".to_string()
+            } else {
+                format!(
+                    ", NOT the {} of the checkpointed mount namespace: not rebuilt",
+                    b.mounts
+                )
+            },
+            match (s.new_time, b.new_time) {
+                (false, false) => "the host's time namespace, as before",
+                (true, true) => "a time namespace of its own, as before",
+                (true, false) => "a NEW time namespace (the workload used ours)",
+                (false, true) => "OUR time namespace (the workload had its own)",
+            }
+        ),
+        _ => println!("  {name:<7} -"),
     };
-    println!("mounts the restored root sees: kstate {}", mounts(&k));
+    seen("kstate", &k);
     if let Some(c) = &c {
-        println!("                                 CRIU {}", mounts(c));
+        seen("CRIU", c);
     }
 
     println!();

@@ -10,9 +10,11 @@
  *                    every mount private, detaches every mount but "/" and
  *                    mounts a proc of its own pid namespace on /proc (so the
  *                    mount namespace holds only what both kstate and CRIU can
- *                    take: the root, bound in again at restart, and a proc).
- *                    Then R forks 3 children and each of them 2 (1 + 3 + 6
- *                    = 10). Once all 10 have reported in over a pipe, main
+ *                    take: the root, bound in again at restart, and a proc),
+ *                    and execs itself again (`ns10 --tree`, internal) so that
+ *                    its program and libraries are mapped through the new
+ *                    namespace's mounts. Then R forks 3 children and each of
+ *                    them 2 (1 + 3 + 6 = 10). Once all 10 have reported in over a pipe, main
  *                    prints
  *                      READY <host pid of R>
  *                    and waits for R. Every task of the tree closes all its
