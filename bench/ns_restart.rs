@@ -511,6 +511,45 @@ fn read_pidfile(p: &Path) -> Result<i32, String> {
 
 // ---------------------------------------------------------------- engines
 
+/// How CRIU is run: the program, and the arguments before CRIU's own (the
+/// variant with its kernel-probe cache runs it through nsenter).
+struct Criu {
+    prog: PathBuf,
+    prefix: Vec<String>,
+}
+
+impl Criu {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.prog);
+        c.args(&self.prefix);
+        c
+    }
+}
+
+/// A process in a mount namespace of its own whose /run is a tmpfs: CRIU
+/// run in that namespace (`nsenter -t PID -m`) keeps its kernel-probe cache
+/// (`/run/criu.kdat`, kept only on a tmpfs), as on a host with a tmpfs /run.
+/// The host's /run is not touched.
+fn kdat_holder() -> Result<Guarded, String> {
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs ns_restart-kdat /run && echo READY && exec sleep 1000000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("unshare: {e}"))?;
+    let out = child.stdout.take().expect("piped");
+    let g = Guarded {
+        child,
+        name: "kdat holder",
+    };
+    match first_line(out, READY_TIMEOUT) {
+        Some(l) if l.trim() == "READY" => Ok(g),
+        l => Err(format!("the mount namespace for CRIU's cache: {l:?}")),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Engine {
     Kstate,
@@ -588,7 +627,7 @@ fn restart_args(engine: Engine, img: &str, pidfile: &str, verbose: bool) -> Vec<
 }
 
 /// One engine, a warm-up round and `reps` timed rounds.
-fn rounds(engine: Engine, criu: Option<&Path>, bins: &Bins, reps: usize, dir: &Path) -> EngineRun {
+fn rounds(engine: Engine, criu: Option<&Criu>, bins: &Bins, reps: usize, dir: &Path) -> EngineRun {
     let mut run = EngineRun::default();
     // One untimed warm-up round first (page cache, the binaries, the first
     // network namespace of the run): its times are dropped.
@@ -616,7 +655,7 @@ fn rounds(engine: Engine, criu: Option<&Path>, bins: &Bins, reps: usize, dir: &P
 /// what the checks will compare against.
 fn checkpoint(
     engine: Engine,
-    criu: Option<&Path>,
+    criu: Option<&Criu>,
     bins: &Bins,
     dir: &Path,
     img: &Path,
@@ -648,7 +687,8 @@ fn checkpoint(
             // with iptables-restore by default, and there is none here (nor
             // traffic in this namespace); kstate locks nothing either.
             run_timed(
-                Command::new(criu.expect("criu"))
+                criu.expect("criu")
+                    .command()
                     .arg("dump")
                     .arg("-t")
                     .arg(root.to_string())
@@ -668,7 +708,7 @@ fn checkpoint(
 
 fn round(
     engine: Engine,
-    criu: Option<&Path>,
+    criu: Option<&Criu>,
     bins: &Bins,
     dir: &Path,
     run: &mut EngineRun,
@@ -680,16 +720,19 @@ fn round(
     let expect = checkpoint(engine, criu, bins, dir, &img, run)?;
     let pidfile = dir.join("restored.pid");
     let _ = std::fs::remove_file(&pidfile);
-    let prog = match engine {
-        Engine::Kstate => bins.kstate.as_path(),
-        Engine::Criu => criu.expect("criu"),
-    };
-    let args = restart_args(
+    let mut args = restart_args(
         engine,
         img.to_str().expect("utf-8"),
         pidfile.to_str().expect("utf-8"),
         false,
     );
+    let prog = match (engine, criu) {
+        (Engine::Criu, Some(c)) => {
+            args.splice(0..0, c.prefix.iter().cloned());
+            c.prog.as_path()
+        }
+        _ => bins.kstate.as_path(),
+    };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut d =
         run_detached(bins, prog, &args, dir, None).map_err(|e| format!("restart failed: {e}"))?;
@@ -913,20 +956,21 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
 
 /// One CRIU restore with `-v4`, cut into phases at its log lines (CRIU
 /// stamps each line with the seconds since its start).
-fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
+fn criu_phases(criu: &Criu, bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
     let img = dir.join("criu-img");
     let mut run = EngineRun::default();
     let expect = checkpoint(Engine::Criu, Some(criu), bins, dir, &img, &mut run)?;
     let pidfile = dir.join("restored.pid");
     let _ = std::fs::remove_file(&pidfile);
-    let args = restart_args(
+    let mut args = restart_args(
         Engine::Criu,
         img.to_str().expect("utf-8"),
         pidfile.to_str().expect("utf-8"),
         true,
     );
+    args.splice(0..0, criu.prefix.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut d = run_detached(bins, criu, &args, dir, None)?;
+    let mut d = run_detached(bins, &criu.prog, &args, dir, None)?;
     check_running(read_pidfile(&pidfile)?, Some(&expect))?;
     d.g.kill_below();
     d.g.wait_gone()?;
@@ -940,8 +984,10 @@ fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, Stri
         })
         .collect();
     let find = |pat: &str| lines.iter().find(|(_, m)| m.contains(pat)).map(|(t, _)| *t);
+    let cached = !criu.prefix.is_empty();
     let mut out = vec![format!(
-        "CRIU restore -d -S -v4: {:.1} ms in all (from reaprun's fork; -v4 adds some)",
+        "CRIU restore -d -S -v4{}: {:.1} ms in all (from reaprun's fork; -v4 adds some)",
+        if cached { ", with its cache (*)" } else { "" },
         ms(d.time)
     )];
     let span = |a: f64, b: f64| format!("{:>7.1} ms", b - a);
@@ -952,8 +998,13 @@ fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, Stri
     ) {
         (Some(f), Some(p), Some(e)) => {
             out.push(format!(
-                "  {}  start, probe the kernel (no kdat cache: /run is not tmpfs here), read the images",
-                span(0.0, f)
+                "  {}  start, {}, read the images",
+                span(0.0, f),
+                if cached {
+                    "read the kernel-probe cache"
+                } else {
+                    "probe the kernel (no cache kept: /run is not a tmpfs here)"
+                }
             ));
             out.push(format!(
                 "  {}  create the root in its namespaces and fill them (net: links, `ip` addr/route/rule restore; mnt: the mounts)",
@@ -964,7 +1015,7 @@ fn criu_phases(criu: &Path, bins: &Bins, dir: &Path) -> Result<Vec<String>, Stri
                 span(p, e)
             ));
             out.push(format!(
-                "  {}  exec of criu before its first log line, and exit after its last",
+                "  {}  exec of criu (and nsenter) before its first log line, and exit after its last",
                 span(e, ms(d.time))
             ));
         }
@@ -1018,20 +1069,52 @@ fn main() {
         Ok(c) => println!("CRIU: {} (same run)", c.display()),
         Err(why) => println!("CRIU: COULD NOT RUN HERE ({why}); no CRIU figures"),
     }
-    let criu = criu.ok();
+    let criu = criu.ok().map(|prog| Criu {
+        prog,
+        prefix: Vec::new(),
+    });
+    // CRIU again, with its kernel-probe cache (see kdat_holder).
+    let holder = criu.as_ref().map(|_| kdat_holder());
+    let criu_cached = match (&criu, &holder) {
+        (Some(c), Some(Ok(h))) => Some(Criu {
+            prog: PathBuf::from("nsenter"),
+            prefix: vec![
+                "-t".into(),
+                h.pid().to_string(),
+                "-m".into(),
+                "--".into(),
+                c.prog.to_string_lossy().into_owned(),
+            ],
+        }),
+        _ => None,
+    };
+    if let Some(Err(e)) = &holder {
+        println!("CRIU with its cache: cannot run ({e})");
+    }
 
     println!("running the floor (unshare + 10 forks) ...");
     let fl = floor(&bins, reps, &dir);
     let spawn = spawn_floor(&bins, reps, &dir);
     println!("running kstate ...");
     let k = rounds(Engine::Kstate, None, &bins, reps, &dir);
-    let c = criu.as_deref().map(|c| {
+    let c = criu.as_ref().map(|c| {
         println!("running CRIU ...");
         rounds(Engine::Criu, Some(c), &bins, reps, &dir)
     });
+    let cc = criu_cached.as_ref().map(|c| {
+        println!("running CRIU with its kernel-probe cache ...");
+        rounds(Engine::Criu, Some(c), &bins, reps, &dir)
+    });
+    let kdat = holder
+        .as_ref()
+        .and_then(|h| h.as_ref().ok())
+        .and_then(|h| std::fs::metadata(format!("/proc/{}/root/run/criu.kdat", h.pid())).ok())
+        .map(|m| m.len());
     println!("per-phase runs ...");
     let kp = kstate_phases(&bins, &dir);
-    let cp = criu.as_deref().map(|c| criu_phases(c, &bins, &dir));
+    let cp = criu.as_ref().map(|c| criu_phases(c, &bins, &dir));
+    let ccp = criu_cached.as_ref().map(|c| criu_phases(c, &bins, &dir));
+    drop(holder);
 
     // --- table.
     println!();
@@ -1051,11 +1134,29 @@ fn main() {
     if let Some(c) = &c {
         row("CRIU restore -d -S --root /", &c.restore);
     }
+    if let Some(c) = &cc {
+        row(
+            "CRIU, the same, with its kernel-probe cache (*)",
+            &c.restore,
+        );
+    }
     println!();
     println!("checkpoint, for information (ms; both kill the tree after)");
     row("kstate checkpoint", &k.ckpt);
     if let Some(c) = &c {
         row("CRIU dump", &c.ckpt);
+    }
+    if let Some(c) = &cc {
+        row("CRIU dump, with its kernel-probe cache (*)", &c.ckpt);
+    }
+    if cc.is_some() {
+        println!(
+            "(*) run as `nsenter -t HOLDER -m -- criu ...` in a mount namespace whose /run is a tmpfs, \
+             where CRIU keeps /run/criu.kdat ({}); the nsenter exec is inside the time",
+            kdat.map_or("but the file was NOT there: no cache".into(), |n| format!(
+                "{n} bytes there after the runs"
+            ))
+        );
     }
     println!();
     println!("what the restored root sees beyond the checks (the workload's root: / and its own proc, 2 mounts; the host's time namespace)");
@@ -1084,10 +1185,13 @@ fn main() {
     if let Some(c) = &c {
         seen("CRIU", c);
     }
+    if let Some(c) = &cc {
+        seen("CRIU (*)", c);
+    }
 
     println!();
     println!("phases (one more run each, with logging)");
-    for p in [Some(kp), cp].into_iter().flatten() {
+    for p in [Some(kp), cp, ccp].into_iter().flatten() {
         match p {
             Ok(lines) => lines.iter().for_each(|l| println!("  {l}")),
             Err(e) => println!("  failed: {e}"),
@@ -1106,19 +1210,21 @@ fn main() {
         ),
         _ => println!("  kstate within 2x of the floor: no figure (see errors)"),
     }
-    match (
-        med_ms(&k.restore),
-        c.as_ref().and_then(|c| med_ms(&c.restore)),
-    ) {
-        (Some(km), Some(cm)) => println!(
-            "  kstate >= 3x faster than CRIU: {cm:.1} / {km:.1} ms = {:.2}x {}",
-            cm / km,
-            verdict(cm / km >= 3.0)
-        ),
-        (_, None) if criu.is_none() => {
-            println!("  kstate >= 3x faster than CRIU: NOT MEASURED (no CRIU)")
+    for (what, r) in [("CRIU as-is", &c), ("CRIU with its cache (*)", &cc)] {
+        match (
+            med_ms(&k.restore),
+            r.as_ref().and_then(|c| med_ms(&c.restore)),
+        ) {
+            (Some(km), Some(cm)) => println!(
+                "  kstate >= 3x faster than {what}: {cm:.1} / {km:.1} ms = {:.2}x {}",
+                cm / km,
+                verdict(cm / km >= 3.0)
+            ),
+            (_, None) if criu.is_none() => {
+                println!("  kstate >= 3x faster than {what}: NOT MEASURED (no CRIU)")
+            }
+            _ => println!("  kstate >= 3x faster than {what}: no figure (see errors)"),
         }
-        _ => println!("  kstate >= 3x faster than CRIU: no figure (see errors)"),
     }
     for e in &fl.errors {
         println!("  ERROR floor: {e}");
@@ -1128,5 +1234,8 @@ fn main() {
     }
     for e in c.iter().flat_map(|c| &c.errors) {
         println!("  ERROR CRIU: {e}");
+    }
+    for e in cc.iter().flat_map(|c| &c.errors) {
+        println!("  ERROR CRIU (*): {e}");
     }
 }
