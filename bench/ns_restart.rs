@@ -11,17 +11,16 @@
 //! namespace's mounts, which CRIU needs), and forks 3 children with 2
 //! children each: 10 tasks, no descriptors.
 //!
-//! For each engine and each of `KSTATE_BENCH_REPS` (default 7) rounds, after
-//! one untimed warm-up round: start the workload, checkpoint it (timed too,
-//! shown for information: `kstate checkpoint -t R -o IMAGE`, `criu dump -t R
-//! -D DIR`; both kill the tree), wait until every task is reaped, then time
-//! the restart from its fork until it returns, under
+//! A round of an engine: start the workload, checkpoint it (timed too, shown
+//! for information: `kstate checkpoint -t R -o IMAGE`, `criu dump -t R -D
+//! DIR --network-lock skip`; both kill the tree), wait until every task is
+//! reaped, then time the restart from its fork until it returns, under
 //! `bench/workloads/reaprun.c` (`kstate restart IMAGE -d --pidfile F`;
-//! `criu restore -D DIR -d -S --root / --pidfile F`), check that the tree
-//! runs again (10 tasks, none stopped; the root is pid 1 of its pid
-//! namespace; the same tree of inner pids as before the checkpoint; the
-//! root's pid, uts, ipc, net and mnt namespaces are not ours and every task
-//! shares them; the hostname is back), and kill it.
+//! `criu restore -D DIR -d -S --root / --network-lock skip --pidfile F`),
+//! check that the tree runs again (10 tasks, none stopped; the root is pid 1
+//! of its pid namespace; the same tree of inner pids as before the
+//! checkpoint; the root's pid, uts, ipc, net and mnt namespaces are not ours
+//! and every task shares them; the hostname is back), and kill it.
 //!
 //! The kernel's floor is timed the same way: `ns10 --floor PIDFILE` under
 //! reaprun does `unshare` of the same 5 namespaces, the fork that makes the
@@ -29,14 +28,25 @@
 //! all 10 have reported in; it leaves the tree running as a detached restart
 //! does, and the same checks (but the inner pids and the hostname) are made.
 //!
+//! CRIU runs twice: as it is here (no kernel-probe cache: CRIU keeps
+//! `/run/criu.kdat` only on a tmpfs, and /run is not one on this machine),
+//! and with its cache, run through `nsenter -m` in a mount namespace of our
+//! own whose /run is a tmpfs (the host's /run is not touched).
+//!
+//! One untimed warm-up round, then `KSTATE_BENCH_REPS` (default 7) rounds;
+//! within a round the floor, kstate and CRIU (both ways) run one after the
+//! other, so a change of load falls on all rows alike. Medians are shown.
+//!
 //! A per-phase hint follows: one more kstate restart with
-//! `RUST_LOG=kstate::kstate::restart=debug` (env_logger timestamps, in µs),
-//! and one more CRIU restore with `-v4` (its log has timestamps from its
-//! start); both are slower than the timed rounds because of the logging.
+//! `RUST_LOG=kstate::kstate::restart=debug` under `workloads/phaserun.c`
+//! (env_logger's µs timestamps against the wall-clock time of the fork), and
+//! one more CRIU restore each way with `-v4` (its log has timestamps from
+//! its start); both are a little slower than the timed rounds.
 //!
 //! Run with `cargo bench --bench ns_restart` (as root); `CRIU=/path/to/criu`
 //! names the CRIU to run beside kstate (else `criu` on PATH if `criu check`
-//! passes).
+//! passes). `KSTATE_CKPT_ARGS` / `KSTATE_RESTART_ARGS` add arguments to
+//! kstate's command lines (split at whitespace).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -626,29 +636,36 @@ fn restart_args(engine: Engine, img: &str, pidfile: &str, verbose: bool) -> Vec<
     a
 }
 
-/// One engine, a warm-up round and `reps` timed rounds.
-fn rounds(engine: Engine, criu: Option<&Criu>, bins: &Bins, reps: usize, dir: &Path) -> EngineRun {
-    let mut run = EngineRun::default();
-    // One untimed warm-up round first (page cache, the binaries, the first
-    // network namespace of the run): its times are dropped.
-    let mut warm = EngineRun::default();
-    if let Err(e) = round(engine, criu, bins, dir, &mut warm) {
-        eprintln!("  warm-up round: {e}");
-        run.errors.push(format!("warm-up round: {e}"));
+/// One engine's round (`warm`: the untimed warm-up, whose times and
+/// errors are kept apart). After three failures and no success the engine
+/// is given up.
+fn engine_round(
+    engine: Engine,
+    criu: Option<&Criu>,
+    bins: &Bins,
+    dir: &Path,
+    run: &mut EngineRun,
+    rep: Option<usize>,
+) {
+    if run.errors.len() >= 3 && run.restore.is_empty() {
+        return;
     }
-    run.seen = warm.seen;
-    run.seen_before = warm.seen_before;
-    for rep in 0..reps {
-        if let Err(e) = round(engine, criu, bins, dir, &mut run) {
-            eprintln!("  round {rep}: {e}");
-            run.errors.push(format!("round {rep}: {e}"));
-            // Three failures and no success: this engine cannot do it.
-            if run.errors.len() >= 3 && run.restore.is_empty() {
-                break;
-            }
+    let Some(rep) = rep else {
+        // Warm-up (page cache, the binaries, the first network namespace
+        // of the run): its times are dropped, what the root sees is kept.
+        let mut warm = EngineRun::default();
+        if let Err(e) = round(engine, criu, bins, dir, &mut warm) {
+            eprintln!("  warm-up round: {e}");
+            run.errors.push(format!("warm-up round: {e}"));
         }
+        run.seen = warm.seen;
+        run.seen_before = warm.seen_before;
+        return;
+    };
+    if let Err(e) = round(engine, criu, bins, dir, run) {
+        eprintln!("  round {rep}: {e}");
+        run.errors.push(format!("round {rep}: {e}"));
     }
-    run
 }
 
 /// Starts the workload and checkpoints it with `engine` into `img`; returns
@@ -788,21 +805,12 @@ fn floor_round(bins: &Bins, dir: &Path, f: &mut Floor, timed: bool) -> Result<()
     Ok(())
 }
 
-fn floor(bins: &Bins, reps: usize, dir: &Path) -> Floor {
-    let mut f = Floor {
-        total: Vec::new(),
-        unshare: Vec::new(),
-        forks: Vec::new(),
-        errors: Vec::new(),
-    };
-    for rep in 0..=reps {
-        // Round 0 is the warm-up.
-        if let Err(e) = floor_round(bins, dir, &mut f, rep > 0) {
-            eprintln!("  floor round {rep}: {e}");
-            f.errors.push(e);
-        }
+fn floor_step(bins: &Bins, dir: &Path, f: &mut Floor, rep: Option<usize>) {
+    if let Err(e) = floor_round(bins, dir, f, rep.is_some()) {
+        let what = rep.map_or("warm-up round".into(), |r| format!("round {r}"));
+        eprintln!("  floor {what}: {e}");
+        f.errors.push(format!("{what}: {e}"));
     }
-    f
 }
 
 /// Wall time of a bare `kstate --help` spawned from here (it prints to
@@ -1092,19 +1100,40 @@ fn main() {
         println!("CRIU with its cache: cannot run ({e})");
     }
 
-    println!("running the floor (unshare + 10 forks) ...");
-    let fl = floor(&bins, reps, &dir);
+    // The rounds are interleaved (floor, kstate, CRIU, CRIU with its cache,
+    // then again), so that a change of load on this shared machine falls on
+    // every row alike.
+    let mut fl = Floor {
+        total: Vec::new(),
+        unshare: Vec::new(),
+        forks: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut k = EngineRun::default();
+    let mut c = criu.as_ref().map(|_| EngineRun::default());
+    let mut cc = criu_cached.as_ref().map(|_| EngineRun::default());
+    for rep in std::iter::once(None).chain((0..reps).map(Some)) {
+        match rep {
+            None => println!(
+                "warm-up round: floor, kstate{} ...",
+                if criu.is_some() {
+                    ", CRIU, CRIU (*)"
+                } else {
+                    ""
+                }
+            ),
+            Some(r) => println!("round {r} ..."),
+        }
+        floor_step(&bins, &dir, &mut fl, rep);
+        engine_round(Engine::Kstate, None, &bins, &dir, &mut k, rep);
+        if let (Some(cr), Some(run)) = (&criu, &mut c) {
+            engine_round(Engine::Criu, Some(cr), &bins, &dir, run, rep);
+        }
+        if let (Some(cr), Some(run)) = (&criu_cached, &mut cc) {
+            engine_round(Engine::Criu, Some(cr), &bins, &dir, run, rep);
+        }
+    }
     let spawn = spawn_floor(&bins, reps, &dir);
-    println!("running kstate ...");
-    let k = rounds(Engine::Kstate, None, &bins, reps, &dir);
-    let c = criu.as_ref().map(|c| {
-        println!("running CRIU ...");
-        rounds(Engine::Criu, Some(c), &bins, reps, &dir)
-    });
-    let cc = criu_cached.as_ref().map(|c| {
-        println!("running CRIU with its kernel-probe cache ...");
-        rounds(Engine::Criu, Some(c), &bins, reps, &dir)
-    });
     let kdat = holder
         .as_ref()
         .and_then(|h| h.as_ref().ok())
