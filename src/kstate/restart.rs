@@ -252,6 +252,9 @@ pub struct TaskPlan<'a> {
     pub fds: Vec<FdView<'a>>,
     /// How the task is created into its namespaces.
     pub ns: NsPlan,
+    /// Where its restorer maps the scratch area the restore's batches run
+    /// from (`vma::scratch_for`; set just before the tasks are created).
+    pub scratch: u64,
 }
 
 /// Clock offsets of a time namespace: (monotonic s, ns), (boottime s, ns).
@@ -327,6 +330,7 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
                     core: None,
                     mm: None,
                     vmas: Vec::new(),
+                    scratch: 0,
                     fds: Vec::new(),
                     ns: NsPlan::default(),
                 });
@@ -1113,6 +1117,14 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
         .unwrap_or(0);
+    // The scratch area the restore's batches will run from, where kstate
+    // chose it (clear of the saved mappings and of kstate's).
+    sys::vm::map_anon_at(
+        t.scratch,
+        vma::SCRATCH_LEN as usize,
+        sys::inject::BATCH_PROT as i32,
+    )
+    .map_err(|e| format!("scratch area at {:#x}: {e}", t.scratch))?;
     nix::unistd::write(
         res.ready_w.as_fd(),
         format!("R{} {host}\n", t.pid).as_bytes(),
@@ -1257,10 +1269,9 @@ fn wait_ready(
     Ok(host)
 }
 
-fn seize_stopped(pid: i32) -> Result<(), RestartError> {
-    ptrace::seize(pid).map_err(task_err(pid, "PTRACE_SEIZE"))?;
-    ptrace::interrupt(pid).map_err(task_err(pid, "PTRACE_INTERRUPT"))?;
+fn wait_stopped(pid: i32) -> Result<(), RestartError> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let mut spins = 0u32;
     loop {
         match ptrace::wait(pid, true).map_err(task_err(pid, "waitpid"))? {
             Some(ptrace::Stop::Event { .. }) | Some(ptrace::Stop::Signal(_)) => return Ok(()),
@@ -1273,51 +1284,161 @@ fn seize_stopped(pid: i32) -> Result<(), RestartError> {
             None if Instant::now() > deadline => {
                 return Err(RestartError::Timeout(READY_TIMEOUT.as_secs()))
             }
+            // The stop is a matter of microseconds: yield first, then sleep.
+            None if spins < 1000 => {
+                spins += 1;
+                std::thread::yield_now();
+            }
             None => std::thread::sleep(Duration::from_micros(200)),
         }
     }
 }
 
-/// Rebuilds one stopped restorer task into the checkpointed one: address
-/// space, then core, then (after the injection session) the registers.
-fn restore_task(
-    img: &Image<'_>,
-    t: &TaskPlan<'_>,
-    pids: &HashMap<i32, i32>,
+/// The restorer pipes and `--join-ns user` descriptor a restored task must
+/// close or use, as kstate's own numbers (the same in every task).
+#[derive(Clone, Copy)]
+struct TaskFds {
     close: [RawFd; 2],
     user: Option<(RawFd, Option<(u32, u32)>)>,
+}
+
+/// One task's restore while it is under way (see [`restore_all`]).
+struct TaskRestore<'p, 'a> {
+    t: &'p TaskPlan<'a>,
+    inj: sys::inject::Injector,
+    prepared: Option<vma::Prepared>,
+    layout: Option<vma::Layout>,
+    started: Option<sys::inject::Started>,
+    checks: task_core::CoreChecks,
+}
+
+fn inject_err(pid: i32) -> impl Fn(sys::inject::InjectError) -> RestartError {
+    move |e| RestartError::Restore {
+        pid,
+        what: e.to_string(),
+    }
+}
+
+/// Rebuilds every stopped restorer task into the checkpointed one. Each
+/// task's address space is rebuilt and its core put back in two batches of
+/// injected calls (see `sys::inject::Batch`): the first clears the
+/// restorer's mappings, moves the specials and opens the files the saved
+/// mappings need; the second makes the mappings and does everything else,
+/// credentials last; then the pages are written and the registers set.
+/// The stages go over all tasks in turn, each batch started in every task
+/// before the first is awaited, so that the tasks run their batches side by
+/// side while kstate prepares the next or writes pages.
+fn restore_all(
+    img: &Image<'_>,
+    plan: &Plan<'_>,
+    pids: &HashMap<i32, i32>,
+    fds: TaskFds,
 ) -> Result<(), RestartError> {
+    let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
+    let mut work = Vec::with_capacity(plan.tasks.len());
+    // 1. The first batch, started in every task.
+    for t in &plan.tasks {
+        log::debug!("restore: task {}", t.pid);
+        let ierr = inject_err(t.pid);
+        let mut inj = sys::inject::Injector::new(t.pid).map_err(&ierr)?;
+        let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
+            vec![(last_pid_path, libc::O_WRONLY)]
+        } else {
+            Vec::new()
+        };
+        let (prepared, batch) = vma::prepare(t, &inj, &extra)?;
+        let started = inj.start(batch).map_err(&ierr)?;
+        work.push(TaskRestore {
+            t,
+            inj,
+            prepared: Some(prepared),
+            layout: None,
+            started: Some(started),
+            checks: task_core::CoreChecks::default(),
+        });
+    }
+    // 2. As each first batch ends, the second one.
+    for w in work.iter_mut() {
+        let (t, pid) = (w.t, w.t.pid);
+        let ierr = inject_err(pid);
+        let started = w.started.take().ok_or_else(|| ierr(missing()))?;
+        let res = w.inj.complete(started).map_err(|e| match e {
+            sys::inject::InjectError::Syscall {
+                call: "open",
+                errno,
+                ..
+            } => RestartError::Restore {
+                pid,
+                what: format!(
+                    "opening a file of its mappings failed: {}",
+                    io::Error::from_raw_os_error(errno)
+                ),
+            },
+            e => ierr(e),
+        })?;
+        let prepared = w.prepared.take().ok_or_else(|| ierr(missing()))?;
+        let layout = prepared.layout(&res, &mut w.inj);
+        if let Some(what) = test_fail("restore", pid) {
+            return Err(RestartError::Restore { pid, what });
+        }
+        let (b, checks) = second_batch(t, &layout, pids, fds)?;
+        w.started = Some(w.inj.start(b).map_err(&ierr)?);
+        w.layout = Some(layout);
+        w.checks = checks;
+    }
+    // 3. The pages, the scratch area gone, the registers.
+    for mut w in work {
+        let (t, pid) = (w.t, w.t.pid);
+        let ierr = inject_err(pid);
+        let started = w.started.take().ok_or_else(|| ierr(missing()))?;
+        let res = w.inj.complete(started).map_err(&ierr)?;
+        w.checks.verify(pid, &res)?;
+        vma::fill(img, t, &mut w.inj)?;
+        let scratch = w.layout.as_ref().map_or(t.scratch, |l| l.scratch);
+        w.inj
+            .call(
+                "munmap",
+                libc::SYS_munmap,
+                [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
+            )
+            .map_err(&ierr)?;
+        w.inj.finish().map_err(&ierr)?;
+        let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
+            pid,
+            what: "no core record".into(),
+        })?;
+        task_core::restore_registers(pid, core)?;
+        log::debug!("restore: task {pid} ready");
+    }
+    Ok(())
+}
+
+/// A stage found no state from the stage before (cannot happen).
+fn missing() -> sys::inject::InjectError {
+    sys::inject::InjectError::Exited {
+        tid: 0,
+        step: "restore stage",
+        how: "its earlier stage left nothing".into(),
+    }
+}
+
+/// The second batch of task `t`'s restore: its mappings and mm, its
+/// process group, ns_last_pid, the restorer pipes closed, comm,
+/// `--join-ns user`, then the core with the credentials last.
+fn second_batch(
+    t: &TaskPlan<'_>,
+    layout: &vma::Layout,
+    pids: &HashMap<i32, i32>,
+    fds: TaskFds,
+) -> Result<(sys::inject::Batch, task_core::CoreChecks), RestartError> {
     let pid = t.pid;
     let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
         pid,
         what: "no core record".into(),
     })?;
-    let mut inj = sys::inject::Injector::new(pid).map_err(|e| RestartError::Restore {
-        pid,
-        what: e.to_string(),
-    })?;
-    let ierr = |e: sys::inject::InjectError| RestartError::Restore {
-        pid,
-        what: e.to_string(),
-    };
-    // The address space is rebuilt and the core put back in two batches of
-    // injected calls (see `sys::inject::Batch`): the first clears the
-    // restorer's mappings and opens the files the saved ones need, the
-    // second makes the mappings and does everything else, credentials last;
-    // then the pages are written.
-    let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
-    let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
-        vec![(last_pid_path, libc::O_WRONLY)]
-    } else {
-        Vec::new()
-    };
-    let layout = vma::prepare(t, &mut inj, &extra)?;
-    if let Some(what) = test_fail("restore", pid) {
-        return Err(RestartError::Restore { pid, what });
-    }
     let mut b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
     join_group(t, pids, &mut b)?;
-    vma::map(t, &layout, &mut b)?;
+    vma::map(t, layout, &mut b)?;
     if let (Some(last), Some(&fd)) = (t.ns.last_pid, layout.extra_fds.first()) {
         // The init of a pid namespace of the tree's own: its last_pid, now
         // that every task exists (ns_last_pid is the writer's namespace's).
@@ -1330,7 +1451,7 @@ fn restore_task(
         );
         b.push("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0]);
     }
-    for fd in close {
+    for fd in fds.close {
         b.push(
             "close (restorer pipe)",
             libc::SYS_close,
@@ -1347,7 +1468,7 @@ fn restore_task(
         libc::SYS_prctl,
         [libc::PR_SET_NAME as u64, at, 0, 0, 0, 0],
     );
-    if let Some((fd, _)) = user {
+    if let Some((fd, _)) = fds.user {
         // `--join-ns user:…[:UID,GID]`, before the credentials: after them
         // the task may lack the right to enter it.
         b.push(
@@ -1357,22 +1478,11 @@ fn restore_task(
         );
         b.push("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
     }
-    let join_ids = user.and_then(|(_, ids)| ids);
+    let join_ids = fds.user.and_then(|(_, ids)| ids);
     let checks = super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
         task_core::restore(pid, core, &mut b)
     })?;
-    let res = inj.run(b).map_err(ierr)?;
-    checks.verify(pid, &res)?;
-    vma::fill(img, t, &mut inj)?;
-    inj.call(
-        "munmap",
-        libc::SYS_munmap,
-        [layout.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
-    )
-    .map_err(ierr)?;
-    inj.finish().map_err(ierr)?;
-    task_core::restore_registers(pid, core)?;
-    Ok(())
+    Ok((b, checks))
 }
 
 /// Restarts the tree of `opts.image`. Returns the root's exit code when
@@ -1402,6 +1512,10 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         pids: Vec::new(),
         armed: true,
     };
+    let own = vma::own_ranges()?;
+    for t in plan.tasks.iter_mut() {
+        t.scratch = vma::scratch_for(t, &own)?;
+    }
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
     match super::userns::fork_task(&plan.tasks[0].ns) {
@@ -1426,26 +1540,25 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     let root = plan.tasks[0].pid;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
+    // Every task is seized and asked to stop first, then each stop is
+    // awaited: the stops happen meanwhile, side by side.
     for t in &plan.tasks {
-        seize_stopped(t.pid)?;
+        ptrace::seize(t.pid).map_err(task_err(t.pid, "PTRACE_SEIZE"))?;
+        ptrace::interrupt(t.pid).map_err(task_err(t.pid, "PTRACE_INTERRUPT"))?;
+    }
+    for t in &plan.tasks {
+        wait_stopped(t.pid)?;
     }
     phase("every task seized");
-    for t in &plan.tasks {
-        log::debug!("restore: task {}", t.pid);
-        let user = res
+    let fds = TaskFds {
+        close: [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()],
+        user: res
             .joins
             .iter()
             .find(|j| j.kind == NsKind::User)
-            .map(|j| (j.fd.as_raw_fd(), j.ids));
-        restore_task(
-            &img,
-            t,
-            &by_image,
-            [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()],
-            user,
-        )?;
-        log::debug!("restore: task {} ready", t.pid);
-    }
+            .map(|j| (j.fd.as_raw_fd(), j.ids)),
+    };
+    restore_all(&img, &plan, &by_image, fds)?;
     phase("every task restored");
     for t in &plan.tasks {
         ptrace::detach(t.pid, 0).map_err(task_err(t.pid, "PTRACE_DETACH"))?;

@@ -732,7 +732,12 @@ fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreCh
     // batch) fills the bounding set again.
     let last_cap = procfs::read(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
         .ok()
-        .and_then(|t| std::str::from_utf8(procfs::trim(&t)).ok()?.parse::<u32>().ok())
+        .and_then(|t| {
+            std::str::from_utf8(procfs::trim(&t))
+                .ok()?
+                .parse::<u32>()
+                .ok()
+        })
         .unwrap_or(63)
         .min(63);
     for cap in 0..=last_cap {

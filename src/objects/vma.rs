@@ -224,7 +224,7 @@ pub fn dump<W: Write>(
 
 use crate::image::reader::Image;
 use crate::kstate::restart::{Plan, TaskPlan};
-use crate::sys::inject::{Batch, Injector, BATCH_PROT};
+use crate::sys::inject::{Batch, BatchResult, Injector};
 
 /// Bytes of scratch memory a restore uses in each task: the batches' code,
 /// data (a task's pending signals take 128 bytes each) and call tables.
@@ -296,6 +296,35 @@ fn free_range(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
         .find(|&c| avoid.iter().all(|&r| !overlaps((c, c + len), r)))
 }
 
+/// The address of task `t`'s scratch area: clear of every saved mapping
+/// and of kstate's own (`own`, as /proc/self/maps lists them), whose copy the
+/// restorer task starts with. The restorer maps it itself before it stops
+/// (see `restorer_setup`), so that the first batch can run from it.
+pub fn scratch_for(t: &TaskPlan<'_>, own: &[(u64, u64)]) -> Result<u64, ObjectError> {
+    let mut avoid: Vec<(u64, u64)> = t
+        .vmas
+        .iter()
+        .map(|v| (v.rec.start.get(), v.rec.end.get()))
+        .collect();
+    avoid.extend_from_slice(own);
+    free_range(SCRATCH_LEN, &avoid).ok_or_else(|| ObjectError::Task {
+        pid: t.pid,
+        what: "no free room for a scratch area".into(),
+    })
+}
+
+/// kstate's own mappings, as ranges.
+pub fn own_ranges() -> Result<Vec<(u64, u64)>, ObjectError> {
+    let pid = std::process::id() as i32;
+    let path = crate::procfs::pid_path(pid, "maps");
+    let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
+    Ok(maps
+        .split(|&b| b == b'\n')
+        .filter_map(super::mm::parse_maps_line)
+        .map(|v| (v.start, v.end))
+        .collect())
+}
+
 /// Where a task's address space is being rebuilt: the scratch area (the
 /// batches' code and data), and what the first batch opened.
 pub struct Layout {
@@ -321,23 +350,52 @@ fn ordinary<'v, 'a>(t: &'v TaskPlan<'a>) -> impl Iterator<Item = &'v VmaView<'a>
         .filter(|v| !SPECIALS.contains(&v.kind()) && v.kind() != vma_kind::VSYSCALL)
 }
 
-/// First half of rebuilding task `t`'s address space, in one batch after
-/// the scratch area is mapped: its restorer's rseq registration dropped,
-/// every restorer mapping but the specials and the scratch unmapped, the
-/// specials moved to their saved place, and every file the saved mappings
-/// need opened (with the caller's `extra` paths). Returns the [`Layout`] for
-/// [`map`] and [`fill`].
+/// What the first batch of a restore ([`prepare`]) will open, to make a
+/// [`Layout`] of once it has run.
+pub struct Prepared {
+    scratch: u64,
+    slots: Vec<(usize, usize)>,
+    file_calls: Vec<[Option<usize>; 2]>,
+    exe_call: usize,
+    extra_calls: Vec<usize>,
+    vdso_at: Option<u64>,
+}
+
+impl Prepared {
+    /// The [`Layout`] after the first batch ran (`res`); points `inj` at
+    /// the `syscall` instruction of the moved [vdso].
+    pub fn layout(self, res: &BatchResult, inj: &mut Injector) -> Layout {
+        if let Some(ip) = self.vdso_at {
+            inj.set_syscall_ip(ip);
+        }
+        Layout {
+            scratch: self.scratch,
+            extra_fds: self.extra_calls.iter().map(|&i| res.ret(i)).collect(),
+            slots: self.slots,
+            fds: self
+                .file_calls
+                .iter()
+                .map(|c| c.map(|call| call.map(|i| res.ret(i))))
+                .collect(),
+            exe_fd: res.ret(self.exe_call),
+        }
+    }
+}
+
+/// First half of rebuilding task `t`'s address space, as one batch to run
+/// from the scratch area the restorer mapped ([`scratch_for`]): its rseq
+/// registration dropped, every restorer mapping but the specials and the
+/// scratch unmapped, the specials moved to their saved place, and every file
+/// the saved mappings need opened (with the caller's `extra` paths). Run the
+/// batch, then make the [`Layout`] for [`map`] and [`fill`] with
+/// [`Prepared::layout`].
 pub fn prepare(
     t: &TaskPlan<'_>,
-    inj: &mut Injector,
+    inj: &Injector,
     extra: &[(&[u8], i32)],
-) -> Result<Layout, ObjectError> {
+) -> Result<(Prepared, Batch), ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
-    let ierr = |e: crate::sys::inject::InjectError| ObjectError::Task {
-        pid,
-        what: e.to_string(),
-    };
     let path = crate::procfs::pid_path(pid, "maps");
     let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
     let current: Vec<super::mm::Vma> = maps
@@ -359,22 +417,13 @@ pub fn prepare(
         .filter(|v| SPECIALS.contains(&v.kind()))
         .map(|v| (v.kind(), v.rec.start.get(), v.rec.end.get()))
         .collect();
-    // The scratch area first, clear of the restorer's mappings and of the
-    // saved ones: the batches run from it while everything else changes.
-    let mut avoid = saved.clone();
-    avoid.extend(current.iter().map(|v| (v.start, v.end)));
-    let scratch = free_range(SCRATCH_LEN, &avoid)
-        .ok_or_else(|| err("no free room for a scratch area".into()))?;
-    let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    let got = inj
-        .call(
-            "mmap",
-            libc::SYS_mmap,
-            [scratch, SCRATCH_LEN, BATCH_PROT, anon, u64::MAX, 0],
-        )
-        .map_err(ierr)?;
-    if got != scratch {
-        return Err(err(format!("scratch landed at {got:#x}")));
+    // The scratch area, mapped by the restorer: the batches run from it
+    // while everything else changes.
+    let scratch = t.scratch;
+    if !current.iter().any(|v| v.start == scratch) {
+        return Err(err(format!(
+            "its scratch area at {scratch:#x} is not mapped"
+        )));
     }
     let mut b = Batch::new(scratch, SCRATCH_LEN as usize);
     // 0. The restorer's rseq area (glibc's, in its TLS) is about to go: the
@@ -509,34 +558,17 @@ pub fn prepare(
         .iter()
         .map(|(p, flags)| open(&mut b, p, *flags))
         .collect();
-    let res = inj.run(b).map_err(|e| {
-        let what = match &e {
-            crate::sys::inject::InjectError::Syscall {
-                call: "open",
-                errno,
-                ..
-            } => format!(
-                "opening a file of its mappings failed ({}): {e}",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
-            _ => e.to_string(),
-        };
-        err(what)
-    })?;
-    if let Some(ip) = vdso_at {
-        inj.set_syscall_ip(ip);
-    }
-    let fds = file_calls
-        .iter()
-        .map(|c| c.map(|call| call.map(|i| res.ret(i))))
-        .collect();
-    Ok(Layout {
-        scratch,
-        extra_fds: extra_calls.iter().map(|&i| res.ret(i)).collect(),
-        slots,
-        fds,
-        exe_fd: res.ret(exe_call),
-    })
+    Ok((
+        Prepared {
+            scratch,
+            slots,
+            file_calls,
+            exe_call,
+            extra_calls,
+            vdso_at,
+        },
+        b,
+    ))
 }
 
 /// Second half, as calls added to `b`: each saved mapping made at its

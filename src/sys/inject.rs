@@ -297,6 +297,27 @@ impl Batch {
     }
 }
 
+/// A [`Batch`] whose last piece the thread is running
+/// ([`Injector::start`]); [`Injector::complete`] takes it.
+#[derive(Debug)]
+#[must_use = "a started batch must be completed"]
+pub struct Started {
+    batch: Batch,
+    table_off: usize,
+    /// Entries of the piece being run.
+    last: usize,
+    /// Results of the pieces already run.
+    rets: Vec<u64>,
+}
+
+fn batch_failure(tid: i32, batch: &Batch, i: usize, ret: u64) -> InjectError {
+    InjectError::Syscall {
+        tid,
+        call: batch.calls.get(i).map_or("a batched call", |c| c.0),
+        errno: (ret as i64).unsigned_abs() as i32,
+    }
+}
+
 /// What a [`Batch`] left: each call's result and the data area as the
 /// calls left it.
 #[derive(Debug)]
@@ -334,9 +355,6 @@ pub struct Injector {
     pending: Vec<RawSiginfo>,
     /// The thread has been resumed (a call was injected).
     resumed: bool,
-    /// The thread is in the signal-delivery stop of a batch's final trap,
-    /// not in a syscall-exit stop.
-    in_trap: bool,
     done: bool,
 }
 
@@ -473,7 +491,6 @@ impl Injector {
             mem,
             pending: Vec::new(),
             resumed: false,
-            in_trap: false,
             done: false,
         };
         inj.syscall_ip = inj.find_syscall_insn()?;
@@ -697,7 +714,6 @@ impl Injector {
         r.r8 = args[4];
         r.r9 = args[5];
         self.resumed = true;
-        self.in_trap = false;
         regs::set_regs(tid, &r)?;
         match self.run_to_syscall_stop("run to injected syscall entry")? {
             Phase::Entry => {}
@@ -752,19 +768,20 @@ impl Injector {
     /// with [`InjectError::Syscall`] naming the first call that failed; the
     /// calls before it took effect.
     pub fn run(&mut self, batch: Batch) -> Result<BatchResult, InjectError> {
+        let started = self.start(batch)?;
+        self.complete(started)
+    }
+
+    /// The first half of [`Injector::run`]: every piece but the last is
+    /// run, the last is started, and the thread is left running it, so that
+    /// the caller can start batches in other threads meanwhile. Finish with
+    /// [`Injector::complete`] before anything else is done with this thread.
+    pub fn start(&mut self, batch: Batch) -> Result<Started, InjectError> {
         let tid = self.tid;
         let n = batch.calls.len();
-        let base = batch.area + BATCH_CODE_ROOM as u64;
-        if n == 0 {
-            return Ok(BatchResult {
-                base,
-                data: batch.data,
-                rets: Vec::new(),
-            });
-        }
         let table_off = BATCH_CODE_ROOM + batch.data.len().next_multiple_of(8);
         let per_run = batch.room.saturating_sub(table_off) / BATCH_ENTRY;
-        if per_run == 0 {
+        if per_run == 0 && n > 0 {
             return Err(InjectError::BatchTooLarge {
                 tid,
                 calls: n,
@@ -776,11 +793,12 @@ impl Injector {
         image[..BATCH_CODE.len()].copy_from_slice(&BATCH_CODE);
         image[BATCH_CODE_ROOM..BATCH_CODE_ROOM + batch.data.len()].copy_from_slice(&batch.data);
         let mut rets = Vec::with_capacity(n);
-        for (k, chunk) in batch.calls.chunks(per_run).enumerate() {
-            if k > 0 {
-                image.truncate(table_off);
-            }
-            for (_, nr, args) in chunk {
+        let chunks: Vec<&[(&'static str, i64, [u64; 6])]> =
+            batch.calls.chunks(per_run.max(1)).collect();
+        let mut last = 0;
+        for (k, chunk) in chunks.iter().enumerate() {
+            image.truncate(table_off);
+            for (_, nr, args) in chunk.iter() {
                 image.extend_from_slice(&nr.to_ne_bytes());
                 for a in args {
                     image.extend_from_slice(&a.to_ne_bytes());
@@ -790,28 +808,72 @@ impl Injector {
             // The runner and data go once; later pieces write their table.
             let from = if k == 0 { 0 } else { table_off };
             self.write_mem(batch.area + from as u64, &image[from..])?;
-            let first = k * per_run;
-            match self.run_table(batch.area, table_off, chunk.len())? {
-                (piece, None) => rets.extend(piece),
-                (piece, Some(i)) => {
-                    let errno = (piece[i] as i64).unsigned_abs() as i32;
-                    return Err(InjectError::Syscall {
-                        tid,
-                        call: batch.calls[first + i].0,
-                        errno,
-                    });
-                }
+            self.resume_table(batch.area, table_off, chunk.len())?;
+            last = chunk.len();
+            if k + 1 == chunks.len() {
+                break;
             }
+            let (piece, failed) = self.finish_table(batch.area, table_off, last)?;
+            if let Some(i) = failed {
+                return Err(batch_failure(tid, &batch, k * per_run + i, piece[i]));
+            }
+            rets.extend(piece);
         }
+        Ok(Started {
+            batch,
+            table_off,
+            last,
+            rets,
+        })
+    }
+
+    /// The second half of [`Injector::run`]: waits for the last piece of a
+    /// started batch and returns the results.
+    pub fn complete(&mut self, started: Started) -> Result<BatchResult, InjectError> {
+        let tid = self.tid;
+        let Started {
+            batch,
+            table_off,
+            last,
+            mut rets,
+        } = started;
+        let base = batch.area + BATCH_CODE_ROOM as u64;
+        let n = batch.calls.len();
+        if n == 0 {
+            return Ok(BatchResult {
+                base,
+                data: batch.data,
+                rets,
+            });
+        }
+        let (piece, failed) = self.finish_table(batch.area, table_off, last)?;
+        if let Some(i) = failed {
+            return Err(batch_failure(tid, &batch, rets.len() + i, piece[i]));
+        }
+        rets.extend(piece);
         let mut data = vec![0u8; batch.data.len()];
         self.read_mem(base, &mut data)?;
         log::debug!("task {tid}: injected batch of {n} calls");
         Ok(BatchResult { base, data, rets })
     }
 
-    /// Runs the `n`-entry table at `table_off` of `area` once; returns the
-    /// entries' results and the index of the one that failed, if any.
-    fn run_table(
+    /// Resumes the thread in the runner on the `n`-entry table at
+    /// `table_off` of `area`.
+    fn resume_table(&mut self, area: u64, table_off: usize, n: usize) -> Result<(), InjectError> {
+        let tid = self.tid;
+        let mut r = self.saved;
+        r.rip = area;
+        r.rbx = area + table_off as u64;
+        r.r12 = n as u64;
+        r.orig_rax = u64::MAX;
+        self.resumed = true;
+        regs::set_regs(tid, &r)?;
+        ptrace_cont(tid, 0).map_err(ptrace_err(tid, "run an injected batch"))
+    }
+
+    /// Waits for the runner's trap; returns the entries' results and the
+    /// index of the one that failed, if any.
+    fn finish_table(
         &mut self,
         area: u64,
         table_off: usize,
@@ -820,15 +882,7 @@ impl Injector {
         let tid = self.tid;
         let table = area + table_off as u64;
         let trap_ip = area + BATCH_CODE.len() as u64;
-        let mut r = self.saved;
-        r.rip = area;
-        r.rbx = table;
-        r.r12 = n as u64;
-        r.orig_rax = u64::MAX;
-        self.resumed = true;
-        regs::set_regs(tid, &r)?;
         let step = "run an injected batch";
-        ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
         let after = loop {
             match self.wait_stop(step)? {
                 Stop::Signal(sig) => {
@@ -851,7 +905,6 @@ impl Injector {
             }
             ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
         };
-        self.in_trap = true;
         let mut tbl = vec![0u8; n * BATCH_ENTRY];
         self.read_mem(table, &mut tbl)?;
         let rets: Vec<u64> = tbl
@@ -860,7 +913,7 @@ impl Injector {
             .collect();
         let failed = (after.r12 != 0)
             .then(|| (after.rbx.wrapping_sub(table) / BATCH_ENTRY as u64) as usize)
-            .map(|i| i.min(n - 1));
+            .map(|i| i.min(n.saturating_sub(1)));
         Ok((rets, failed))
     }
 
@@ -1009,11 +1062,6 @@ impl Injector {
     fn restore(&mut self) -> Result<(), InjectError> {
         let tid = self.tid;
         self.done = true;
-        if self.in_trap {
-            // Out of the batch's trap stop into a syscall-exit stop, the
-            // state the steps below start from.
-            self.call("getpid", libc::SYS_getpid, [0; 6])?;
-        }
         let mask = self.requeue()?;
         self.unmap_scratch()?;
         self.requeue_stop()?;

@@ -50,3 +50,24 @@ pub fn process_vm_readv(pid: i32, local: &mut [u8], remote: &[(u64, usize)]) -> 
     }
     Ok(r as usize)
 }
+
+/// Maps `len` bytes of anonymous private memory with `prot` at exactly
+/// `addr`, failing (EEXIST) rather than replacing anything already there
+/// (MAP_FIXED_NOREPLACE). The mapping is never accessed through Rust
+/// references: it is for another program's code and data.
+pub fn map_anon_at(addr: u64, len: usize, prot: i32) -> io::Result<()> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no
+    // memory this process uses can change; the result is only compared.
+    let got = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, -1, 0) };
+    if got == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if got as u64 != addr {
+        // An old kernel without MAP_FIXED_NOREPLACE takes it as a hint.
+        // SAFETY: `got` is the mapping just made, used by nothing.
+        unsafe { libc::munmap(got, len) };
+        return Err(io::Error::from_raw_os_error(libc::EEXIST));
+    }
+    Ok(())
+}
