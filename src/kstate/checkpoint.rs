@@ -14,7 +14,7 @@ use super::output::Output;
 use super::registry::{Registry, TaskState};
 use super::Error;
 use crate::image::{HeaderInfo, ImageWriter};
-use crate::objects::{core, files, mm, namespace, nsproxy, task, vma, ObjectError};
+use crate::objects::{core, files, mm, mnt_ns, namespace, nsproxy, task, vma, ObjectError};
 use crate::sys::inject::Injector;
 
 #[derive(Clone, Debug)]
@@ -26,6 +26,8 @@ pub struct CheckpointOptions {
     /// Keep the tree running after the checkpoint (`--leave-running`);
     /// otherwise it is killed once the image is complete, as CRIU does.
     pub leave_running: bool,
+    /// `--external mnt[MOUNTPOINT]:KEY`: mounts recorded as external.
+    pub external: Vec<String>,
 }
 
 /// What a checkpoint wrote.
@@ -39,7 +41,8 @@ pub struct Summary {
 }
 
 /// Collects the whole tree into a registry. The tree must be frozen.
-pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
+/// `external` holds the `--external` specs.
+pub fn collect(frozen: &FrozenTree, external: &[String]) -> Result<Registry, Error> {
     let mut reg = Registry::default();
     for p in &frozen.processes {
         let key = nsproxy::collect(&mut reg, p.pid, &p.threads)?;
@@ -52,6 +55,7 @@ pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
     }
     namespace::mark_external(&mut reg, &frozen.pids())?;
     namespace::collect_contents(&mut reg)?;
+    mnt_ns::collect_all(&mut reg, external)?;
     for (i, p) in frozen.processes.iter().enumerate() {
         reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
     }
@@ -113,6 +117,7 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     let werr = |source| Error::Object(crate::objects::ObjectError::Write(source));
     let mut w = ImageWriter::new(out, &info).map_err(werr)?;
     namespace::dump_all(reg, &mut w)?;
+    mnt_ns::dump_all(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
     let page = crate::sys::page_size() as u64;
@@ -153,7 +158,7 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
     let mut output = Output::create(&opts.output)?;
     let mut frozen = FrozenTree::freeze(opts.root)?;
     freeze::test_pause("after-freeze");
-    let mut reg = match collect(&frozen) {
+    let mut reg = match collect(&frozen, &opts.external) {
         Ok(reg) => reg,
         Err(e) => {
             // A task that died under us explains most collection errors:
