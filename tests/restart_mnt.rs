@@ -1,0 +1,210 @@
+//! The tree's own mount namespace (root): fixtures/mntns.c runs in fresh
+//! pid, mount, ipc and net namespaces and mounts its own proc, tmpfs mounts
+//! with files (one overmounted in part, one read-only, one shared, one
+//! unbindable), bind mounts (of a host directory, read-only and nosuid, and
+//! of a tmpfs directory), devpts, mqueue and a read-only sysfs. After
+//! restart the restored root's mountinfo is the same, line by line (order,
+//! flags, options, propagation), the files are there, the workload's own
+//! checks pass (proc shows the restored pids), and a second checkpoint
+//! equals the first under `kstate diff`. A mount kstate cannot make (ramfs)
+//! is refused at checkpoint naming it, unless marked external; a restart
+//! that fails while mounting leaves no process and no mount behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::restart::*;
+
+/// The scratch directory with the mount points the fixture expects.
+fn scratch(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    for d in [
+        "t", "src", "b", "b2", "ro", "sh", "ub", "pts", "mq", "sys", "z", "a", "ram", "img", "host",
+    ] {
+        std::fs::create_dir_all(p.join(d)).expect("scratch dir");
+    }
+    std::fs::write(p.join("src/hello"), "hi\n").expect("src/hello");
+    p
+}
+
+/// One mountinfo line without what legitimately changes (mount ids, device
+/// numbers of new superblocks, peer group numbers, which are renumbered in
+/// order of appearance).
+fn mounts(pid: i32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+    let mut groups: Vec<String> = Vec::new();
+    text.lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            let dash = w.iter().position(|x| *x == "-").expect("separator");
+            let tags: Vec<String> = w[6..dash]
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some((k, g)) => {
+                        if !groups.iter().any(|x| x == g) {
+                            groups.push(g.to_string());
+                        }
+                        let n = groups.iter().position(|x| x == g).unwrap_or(0);
+                        format!("{k}:{n}")
+                    }
+                    None => t.to_string(),
+                })
+                .collect();
+            format!(
+                "{} {} {} [{}] - {}",
+                w[3],
+                w[4],
+                w[5],
+                tags.join(" "),
+                w[dash + 1..].join(" ")
+            )
+        })
+        .collect()
+}
+
+fn mounts_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{name}/mountinfo")) {
+            if text.contains(&needle) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+fn read_in(pid: i32, path: &Path) -> Vec<u8> {
+    let p = format!("/proc/{pid}/root{}", path.display());
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+#[test]
+fn mounts_come_back_in_order_with_flags_files_and_propagation() {
+    let dir = scratch("mnt-all");
+    let d = dir.to_str().unwrap();
+    let mut w = Reaped::start("mntns", &[d]);
+    let before = mounts(w.root);
+    assert!(
+        before.iter().any(|l| l.contains("tmpfs kst-tmp")),
+        "{before:#?}"
+    );
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    assert!(
+        mounts_mentioning(&dir).is_empty(),
+        "the original's mounts died with it"
+    );
+
+    let r = Restarted::start(&a, &dir.join("img"));
+    let after = mounts(r.root);
+    assert_eq!(after, before, "mountinfo of the restored root, line by line");
+    // proc shows the restored pid namespace: the root is 1 in it.
+    let status = String::from_utf8(read_in(r.root, Path::new("/proc/1/status"))).unwrap();
+    assert!(status.contains("NSpid:\t1"), "{status}");
+    assert_eq!(read_in(r.root, &dir.join("t/a.txt")), b"alpha");
+    assert_eq!(read_in(r.root, &dir.join("t/sub/top")), b"top");
+    let blob: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    assert_eq!(
+        read_in(r.root, &dir.join("b2/b.bin")),
+        blob,
+        "the overmounted file, through the bind made before the overmount"
+    );
+    let link = std::fs::read_link(format!("/proc/{}/root{}/t/link", r.root, d)).unwrap();
+    assert_eq!(link, Path::new("a.txt"));
+    // Nothing leaked into the test's own namespace.
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(d));
+
+    let b = dir.join("img/b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "second checkpoint differs:\n{text}");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unsupported_mount_is_refused_naming_it_unless_marked_external() {
+    let dir = scratch("mnt-ext");
+    let d = dir.to_str().unwrap();
+    let ram = format!("{d}/ram");
+    let mut w = Reaped::start("mntns", &[d, "ramfs"]);
+    let pids = common::tree_pids(w.root);
+    let a = dir.join("img/a.kst");
+    let root = w.root.to_string();
+    let out = common::run_kstate(
+        &[
+            "checkpoint",
+            "-t",
+            &root,
+            "-o",
+            a.to_str().unwrap(),
+            "--leave-running",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a ramfs mount was accepted");
+    assert!(
+        err.contains(&ram) && err.contains("ramfs") && err.contains("--external"),
+        "{err}"
+    );
+    assert!(!a.exists(), "no image after a refused checkpoint");
+    common::assert_running_untraced(&pids);
+
+    // Marked external, it is recorded by its key; the restart binds the
+    // path given for the key there.
+    let spec = format!("mnt[{ram}]:ram");
+    checkpoint_ok(w.root, &a, &["--external", &spec]);
+    w.wait_gone();
+    std::fs::write(dir.join("host/given"), "from the host").unwrap();
+    let host = format!("mnt[ram]:{d}/host");
+    let r = Restarted::start_with(&a, &dir.join("img"), &["--external", &host]);
+    assert_eq!(read_in(r.root, Path::new(&format!("{ram}/given"))), b"from the host");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_restart_failing_while_mounting_leaves_no_process_nor_mount() {
+    let dir = scratch("mnt-fail");
+    let d = dir.to_str().unwrap();
+    let ram = format!("{d}/ram");
+    let mut w = Reaped::start("mntns", &[d, "ramfs"]);
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &["--external", &format!("mnt[{ram}]:ram")]);
+    w.wait_gone();
+    // No path for the key: refused before anything is made.
+    let out = common::run_kstate(&["restart", a.to_str().unwrap()], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--external mnt[ram]:PATH"), "{err}");
+    // A path that is not there: the bind fails after the mounts before it
+    // (proc, the tmpfs mounts with their files, …) were made.
+    let missing = format!("mnt[ram]:{d}/not-there");
+    let out = common::run_kstate(
+        &["restart", a.to_str().unwrap(), "--external", &missing],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restart with a missing bind source");
+    assert!(err.contains(&ram) && err.contains("not-there"), "{err}");
+    // kstate has exited: every task it made is gone, and with them their
+    // mount namespace; no process anywhere sees a mount under the scratch
+    // directory, and the test's own namespace got none.
+    assert_eq!(mounts_mentioning(&dir), Vec::<String>::new());
+    let restored_tmpfs = std::fs::read_dir(dir.join("t")).unwrap().count();
+    assert_eq!(restored_tmpfs, 0, "the host's mount point is empty");
+    let _ = std::fs::remove_dir_all(&dir);
+}
