@@ -107,7 +107,10 @@ fn mounts_come_back_in_order_with_flags_files_and_propagation() {
 
     let r = Restarted::start(&a, &dir.join("img"));
     let after = mounts(r.root);
-    assert_eq!(after, before, "mountinfo of the restored root, line by line");
+    assert_eq!(
+        after, before,
+        "mountinfo of the restored root, line by line"
+    );
     // proc shows the restored pid namespace: the root is 1 in it.
     let status = String::from_utf8(read_in(r.root, Path::new("/proc/1/status"))).unwrap();
     assert!(status.contains("NSpid:\t1"), "{status}");
@@ -171,7 +174,10 @@ fn an_unsupported_mount_is_refused_naming_it_unless_marked_external() {
     std::fs::write(dir.join("host/given"), "from the host").unwrap();
     let host = format!("mnt[ram]:{d}/host");
     let r = Restarted::start_with(&a, &dir.join("img"), &["--external", &host]);
-    assert_eq!(read_in(r.root, Path::new(&format!("{ram}/given"))), b"from the host");
+    assert_eq!(
+        read_in(r.root, Path::new(&format!("{ram}/given"))),
+        b"from the host"
+    );
     assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
     let _ = std::fs::remove_dir_all(&dir);
 }
