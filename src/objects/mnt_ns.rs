@@ -309,6 +309,18 @@ fn collect_ns(
 ) -> Result<MountTable, ObjectError> {
     let ns = &reg.namespaces[ns_index];
     let key = ns.key;
+    // Mount points are shown relative to the reader's root.
+    let root_link = procfs::pid_path(pid, "root");
+    let root = procfs::readlink(&root_link).map_err(super::proc_err(pid, &root_link))?;
+    if root != b"/" {
+        return Err(ObjectError::Unsupported {
+            pid,
+            object: format!(
+                "its root {} (a mount namespace seen from a chroot)",
+                procfs::show(&root)
+            ),
+        });
+    }
     let path = procfs::pid_path(pid, "mountinfo");
     let tree = parse_mountinfo(&procfs::read(&path).map_err(super::proc_err(pid, &path))?)
         .ok_or_else(|| ObjectError::ProcParse {
@@ -842,16 +854,16 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
     };
     let text = std::fs::read("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
     let live = parse_mountinfo(&text).ok_or("mountinfo: cannot parse it")?;
-    // Match the inherited mounts with the copy of kstate's namespace.
-    let mut matched = vec![false; live.len()];
-    for m in e
-        .mounts
-        .iter()
-        .filter(|m| m.rec.how.get() == mount_how::INHERITED)
-    {
+    // Match the inherited mounts with the copy of kstate's namespace:
+    // `matched[j]` is the record live mount j is.
+    let mut matched: Vec<Option<usize>> = vec![None; live.len()];
+    for (i, m) in e.mounts.iter().enumerate() {
+        if m.rec.how.get() != mount_how::INHERITED {
+            continue;
+        }
         let found = (0..live.len()).find(|&j| {
             let l = &live[j];
-            !matched[j]
+            matched[j].is_none()
                 && l.dev == m.rec.dev.get()
                 && l.mountpoint == m.mountpoint
                 && l.root == m.root
@@ -861,7 +873,7 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
                 && mnt_flags_of(&l.mnt_opts) == m.rec.mnt_flags.get()
         });
         match found {
-            Some(j) => matched[j] = true,
+            Some(j) => matched[j] = Some(i),
             None => {
                 return Err(format!(
                     "mount {} ({}, source {}) was inherited at checkpoint, but the restarting process's mount namespace has no such mount",
@@ -872,9 +884,40 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
             }
         }
     }
-    // Mounts of kstate's namespace that the recorded one did not have.
-    for j in (0..live.len()).rev().filter(|&j| !matched[j]) {
+    // The inherited mounts' propagation first: one that was private is made
+    // private before anything is made or taken away below it, so that
+    // nothing of that reaches the restarting process's namespace.
+    let mut groups: Vec<u32> = Vec::new();
+    for (j, l) in live.iter().enumerate() {
+        let Some(i) = matched[j] else { continue };
+        let m = &e.mounts[i];
+        let p = m.rec.propagation.get();
+        let shared_now = l.shared.is_some();
+        let unchanged = p == (mount_prop::SHARED | mount_prop::SHARED_OUTSIDE) && shared_now
+            || p == 0 && !shared_now && l.master.is_none() && !l.unbindable;
+        if !unchanged {
+            propagation(m, &mut groups)?;
+        }
+    }
+    // Mounts of kstate's namespace that the recorded one did not have,
+    // deepest first; never one below a mount still shared with kstate's
+    // namespace (the umount would propagate there).
+    for j in (0..live.len()).rev().filter(|&j| matched[j].is_none()) {
         let l = &live[j];
+        let parent_shared_outside = live.iter().enumerate().any(|(k, p)| {
+            p.id == l.parent
+                && p.shared.is_some()
+                && matched[k].is_some_and(|i| {
+                    e.mounts[i].rec.propagation.get() & mount_prop::SHARED_OUTSIDE != 0
+                })
+        });
+        if parent_shared_outside {
+            return Err(format!(
+                "{} ({}) is not in the image, but taking it away would propagate to the restarting process's mount namespace (its parent is shared with it)",
+                procfs::show(&l.mountpoint),
+                procfs::show(&l.fstype)
+            ));
+        }
         umount2(os(&l.mountpoint), MntFlags::MNT_DETACH).map_err(|err| {
             format!(
                 "taking away {} ({}), not in the image: {err}",
@@ -882,23 +925,6 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
                 procfs::show(&l.fstype)
             )
         })?;
-    }
-    let mut groups: Vec<u32> = Vec::new();
-    for m in e
-        .mounts
-        .iter()
-        .filter(|m| m.rec.how.get() == mount_how::INHERITED)
-    {
-        let shared_now = live
-            .iter()
-            .zip(&matched)
-            .any(|(l, &k)| k && l.mountpoint == m.mountpoint && l.shared.is_some());
-        let p = m.rec.propagation.get();
-        let unchanged = p == (mount_prop::SHARED | mount_prop::SHARED_OUTSIDE) && shared_now
-            || p == 0 && !shared_now;
-        if !unchanged {
-            propagation(m, &mut groups)?;
-        }
     }
     for (i, m) in e.mounts.iter().enumerate() {
         let how = m.rec.how.get();
@@ -1130,4 +1156,48 @@ fn set_mtime(p: &Path, r: &MntFileRecord) -> Result<(), String> {
         UtimensatFlags::NoFollowSymlink,
     )
     .map_err(|e| format!("{}: setting its time: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines_with_escapes_and_tags() {
+        let text = b"36 35 98:0 /mnt\\0401 /mnt/a\\040b rw,nosuid master:1 shared:7 - ext3 /dev/root rw,errors=continue\n\
+37 36 0:5 / /x ro unbindable - tmpfs a\\134b\n";
+        let v = parse_mountinfo(text).expect("parses");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].id, 36);
+        assert_eq!(v[0].parent, 35);
+        assert_eq!(v[0].dev, libc::makedev(98, 0));
+        assert_eq!(v[0].root, b"/mnt 1");
+        assert_eq!(v[0].mountpoint, b"/mnt/a b");
+        assert_eq!((v[0].shared, v[0].master), (Some(7), Some(1)));
+        assert_eq!(v[0].fstype, b"ext3");
+        assert_eq!(v[0].super_opts, b"rw,errors=continue");
+        assert_eq!(mnt_flags_of(&v[0].mnt_opts), mount_flags::NOSUID);
+        assert!(v[1].unbindable);
+        assert_eq!(v[1].source, b"a\\b");
+        assert_eq!(mnt_flags_of(&v[1].mnt_opts), mount_flags::RDONLY);
+        assert!(
+            parse_mountinfo(b"36 35 98:0 / /\n").is_none(),
+            "no separator"
+        );
+    }
+
+    #[test]
+    fn external_specs_and_paths() {
+        assert_eq!(
+            parse_external("mnt[/a b]:key").unwrap(),
+            (b"/a b".to_vec(), b"key".to_vec())
+        );
+        assert!(parse_external("mnt[]:k").is_err());
+        assert!(parse_external("dev[/x]:k").is_err());
+        assert_eq!(path_under(b"/a/b/c", b"/a"), Some(&b"b/c"[..]));
+        assert_eq!(path_under(b"/a", b"/a"), Some(&b""[..]));
+        assert_eq!(path_under(b"/ab", b"/a"), None);
+        assert_eq!(path_under(b"/x", b"/"), Some(&b"x"[..]));
+        assert_eq!(replace_ro(b"ro,size=4k"), b"rw,size=4k");
+    }
 }
