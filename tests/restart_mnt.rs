@@ -1,7 +1,7 @@
 //! The tree's own mount namespace (root): fixtures/mntns.c runs in fresh
 //! pid, mount, ipc and net namespaces and mounts its own proc, tmpfs mounts
-//! with files (one overmounted in part, one read-only, one shared, one
-//! unbindable), bind mounts (of a host directory, read-only and nosuid, and
+//! with files (one overmounted in part, one read-only, one shared with a
+//! slave bind of it, one unbindable), bind mounts (of a host directory, read-only and nosuid, and
 //! of a tmpfs directory), devpts, mqueue and a read-only sysfs. After
 //! restart the restored root's mountinfo is the same, line by line (order,
 //! flags, options, propagation), the files are there, the workload's own
@@ -22,7 +22,8 @@ fn scratch(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
     for d in [
-        "t", "src", "b", "b2", "ro", "sh", "ub", "pts", "mq", "sys", "z", "a", "ram", "img", "host",
+        "t", "src", "b", "b2", "ro", "sh", "sl", "ub", "pts", "mq", "sys", "z", "a", "ram", "img",
+        "host",
     ] {
         std::fs::create_dir_all(p.join(d)).expect("scratch dir");
     }
@@ -93,10 +94,19 @@ fn mounts_come_back_in_order_with_flags_files_and_propagation() {
     let d = dir.to_str().unwrap();
     let mut w = Reaped::start("mntns", &[d]);
     let before = mounts(w.root);
-    assert!(
-        before.iter().any(|l| l.contains("tmpfs kst-tmp")),
-        "{before:#?}"
-    );
+    for what in [
+        "tmpfs kst-tmp",
+        "shared:0",
+        "master:0",
+        "unbindable",
+        "devpts",
+        "mqueue",
+    ] {
+        assert!(
+            before.iter().any(|l| l.contains(what)),
+            "{what} in {before:#?}"
+        );
+    }
     let a = dir.join("img/a.kst");
     checkpoint_ok(w.root, &a, &[]);
     w.wait_gone();
