@@ -30,9 +30,10 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
 }
 
 /// Step numbers the helper reports on failure.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     "setns into the mount namespace",
     "unshare of a private copy",
+    "making the copy private",
     "stat of the mount point",
     "umount of a mount on top of it",
     "open_tree(OPEN_TREE_CLONE)",
@@ -41,7 +42,8 @@ const STEPS: [&str; 5] = [
 /// Clones the mount of device `dev` at `mountpoint` in the mount namespace
 /// `ns` (a /proc/PID/ns/mnt descriptor): a helper enters it, makes a private
 /// copy of it (so nothing changes in the original), takes away the mounts
-/// stacked on `mountpoint` above the one of `dev`, and clones that one.
+/// stacked on `mountpoint` above the one of `dev` (in the copy, made
+/// private first so that nothing propagates back), and clones that one.
 /// Returns the detached mount, whose root the caller may walk.
 pub fn clone_mount(
     ns: BorrowedFd<'_>,
@@ -143,19 +145,34 @@ fn helper(ns: i32, mountpoint: &CStr, dev: u64, out: i32, hold: i32) -> ! {
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
         report(2, errno());
     }
+    // The copy's mounts are peers of the originals where those are shared:
+    // made private first, so that the umounts below stay in the copy.
+    // SAFETY: mount(2) with NUL-terminated strings and no data.
+    if unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    } < 0
+    {
+        report(3, errno());
+    }
     for _ in 0..MAX_OVERMOUNTS {
         // SAFETY: an all-zero `struct stat` is a valid value to overwrite.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: stat(2) of a NUL-terminated path into a valid buffer.
         if unsafe { libc::stat(mountpoint.as_ptr(), &mut st) } < 0 {
-            report(3, errno());
+            report(4, errno());
         }
         if st.st_dev == dev {
             break;
         }
         // SAFETY: umount2(2) of a NUL-terminated path, in our private copy.
         if unsafe { libc::umount2(mountpoint.as_ptr(), libc::MNT_DETACH) } < 0 {
-            report(4, errno());
+            report(5, errno());
         }
     }
     // SAFETY: open_tree(2) of a NUL-terminated path; returns a new
@@ -169,7 +186,7 @@ fn helper(ns: i32, mountpoint: &CStr, dev: u64, out: i32, hold: i32) -> ! {
         )
     };
     if fd < 0 {
-        report(5, errno());
+        report(6, errno());
     }
     report(0, fd as i32)
 }
