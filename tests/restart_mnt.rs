@@ -1,5 +1,6 @@
 //! The tree's own mount namespace (root): fixtures/mntns.c runs in fresh
-//! pid, mount, ipc and net namespaces and mounts its own proc, tmpfs mounts
+//! pid, mount, ipc and net namespaces, makes its copy of / nosuid,nodev,
+//! and mounts its own proc, tmpfs mounts
 //! with files (one overmounted in part, one read-only, one shared with a
 //! slave bind of it, one unbindable), bind mounts (of a host directory, read-only and nosuid, and
 //! of a tmpfs directory), devpts, mqueue and a read-only sysfs. After

@@ -74,7 +74,8 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    /// What must be equal for a mount to be a copy of another.
+    /// What must be equal for a mount to be a copy of another (its
+    /// per-mount flags may have been changed since: remount,bind).
     fn same_mount(&self, o: &MountEntry) -> bool {
         self.dev == o.dev
             && self.mountpoint == o.mountpoint
@@ -82,7 +83,6 @@ impl MountEntry {
             && self.fstype == o.fstype
             && self.source == o.source
             && self.super_opts == o.super_opts
-            && self.mnt_opts == o.mnt_opts
     }
 }
 
@@ -371,7 +371,10 @@ fn collect_ns(
         if m.unbindable {
             rec.propagation |= mount_prop::UNBINDABLE;
         }
-        let inherited = (0..own.len()).find(|&j| !used[j] && own[j].same_mount(m));
+        // An identical copy first, else one whose per-mount flags changed.
+        let inherited = (0..own.len())
+            .find(|&j| !used[j] && own[j].same_mount(m) && own[j].mnt_opts == m.mnt_opts)
+            .or_else(|| (0..own.len()).find(|&j| !used[j] && own[j].same_mount(m)));
         let bind_source = (0..i)
             .rev()
             .find(|&k| tree[k].dev == m.dev && path_under(&m.root, &tree[k].root).is_some());
@@ -870,7 +873,6 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
                 && l.fstype == m.fstype
                 && l.source == m.source
                 && l.super_opts == m.options
-                && mnt_flags_of(&l.mnt_opts) == m.rec.mnt_flags.get()
         });
         match found {
             Some(j) => matched[j] = Some(i),
@@ -897,6 +899,22 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
             || p == 0 && !shared_now && l.master.is_none() && !l.unbindable;
         if !unchanged {
             propagation(m, &mut groups)?;
+        }
+    }
+    // Per-mount flags the namespace changed on an inherited mount.
+    for (j, l) in live.iter().enumerate() {
+        let Some(i) = matched[j] else { continue };
+        let m = &e.mounts[i];
+        let flags = m.rec.mnt_flags.get();
+        if mnt_flags_of(&l.mnt_opts) != flags {
+            remount_bind(os(m.mountpoint), flags).map_err(|err| {
+                format!(
+                    "mount {} ({}): setting its flags {}: {err}",
+                    procfs::show(m.mountpoint),
+                    procfs::show(m.fstype),
+                    flag_words(flags).join(",")
+                )
+            })?;
         }
     }
     // Mounts of kstate's namespace that the recorded one did not have,
