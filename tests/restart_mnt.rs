@@ -2,9 +2,11 @@
 //! pid, mount, ipc and net namespaces, makes its copy of / nosuid,nodev,
 //! and mounts its own proc, tmpfs mounts
 //! with files (one overmounted in part, one read-only, one shared with a
-//! slave bind of it, one unbindable), bind mounts (of a host directory, read-only and nosuid, and
-//! of a tmpfs directory), devpts, mqueue and a read-only sysfs. After
-//! restart the restored root's mountinfo is the same, line by line (order,
+//! slave bind of it, one unbindable, one wholly hidden by another), bind
+//! mounts (of a host directory, read-only and nosuid, and of a tmpfs
+//! directory), devpts, mqueue and a read-only sysfs; its child has a mount
+//! namespace of its own, copied from the root's, with one more tmpfs. After
+//! restart the restored root's and child's mountinfo are the same, line by line (order,
 //! flags, options, propagation), the files are there, the workload's own
 //! checks pass (proc shows the restored pids), and a second checkpoint
 //! equals the first under `kstate diff`. A mount kstate cannot make (ramfs)
@@ -95,6 +97,9 @@ fn mounts_come_back_in_order_with_flags_files_and_propagation() {
     let d = dir.to_str().unwrap();
     let mut w = Reaped::start("mntns", &[d]);
     let before = mounts(w.root);
+    let child = common::children(w.root)[0];
+    let child_before = mounts(child);
+    assert!(child_before.iter().any(|l| l.contains("tmpfs kst-child")));
     for what in [
         "tmpfs kst-tmp",
         "shared:0",

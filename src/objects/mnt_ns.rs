@@ -2,11 +2,11 @@
 //! with their flags and propagation, and the contents of its tmpfs mounts.
 //!
 //! **Checkpoint** (`collect_all`): /proc/PID/mountinfo of a task of the
-//! namespace is compared with kstate's own. A mount identical to one of
-//! kstate's (mount point, device, root, type, source, per-mount and
-//! superblock options) is *inherited*: the namespace was copied from one
-//! like kstate's, and the restart's copy of kstate's namespace will hold it
-//! again. Every other mount is recorded with how to make it again: a new
+//! namespace is compared with the namespace it was copied from: its parent
+//! task's when that is one of the tree's own too, else kstate's. A mount
+//! identical to one there (mount point, device, root, type, source and
+//! superblock options; per-mount flags may differ) is *inherited*: the
+//! restart's copy of that namespace will hold it again. Every other mount is recorded with how to make it again: a new
 //! superblock of a supported type (proc, sysfs, tmpfs, devpts, mqueue), a
 //! bind of (a directory of) an earlier mount of the same device, or an
 //! external mount the user named (`--external mnt[MOUNTPOINT]:KEY`).
@@ -276,15 +276,38 @@ pub fn collect_all(reg: &mut Registry, external: &[String]) -> Result<(), Object
         if ns.key.kind != NsKind::Mnt || ns.external {
             continue;
         }
-        let Some(pid) = reg
+        let Some(t) = reg
             .tasks
             .iter()
             .find(|t| reg.nsproxies[t.nsproxy].key.mnt == i)
-            .map(|t| t.info.pid)
         else {
             continue;
         };
-        let table = collect_ns(reg, i, pid, &own, &ext)?;
+        let pid = t.info.pid;
+        // The namespace it was copied from: its parent task's, when that is
+        // one of the tree's own too (the restart copies it from the restored
+        // one), else kstate's (the restart copies kstate's).
+        let from = t.parent.map(|p| &reg.tasks[p]).filter(|p| {
+            let m = reg.nsproxies[p.nsproxy].key.mnt;
+            m != i && !reg.namespaces[m].external
+        });
+        let parent_list;
+        let base: &[MountEntry] = match from {
+            Some(p) => {
+                let path = procfs::pid_path(p.info.pid, "mountinfo");
+                parent_list = parse_mountinfo(
+                    &procfs::read(&path).map_err(super::proc_err(p.info.pid, &path))?,
+                )
+                .ok_or_else(|| ObjectError::ProcParse {
+                    pid: p.info.pid,
+                    path: path.clone(),
+                    field: "mountinfo",
+                })?;
+                &parent_list
+            }
+            None => &own,
+        };
+        let table = collect_ns(reg, i, pid, base, from.is_some(), &ext)?;
         log::debug!(
             "collect: {} has {} mounts ({} inherited)",
             reg.namespaces[i].key,
@@ -305,6 +328,7 @@ fn collect_ns(
     ns_index: usize,
     pid: i32,
     own: &[MountEntry],
+    own_is_tree: bool,
     ext: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<MountTable, ObjectError> {
     let ns = &reg.namespaces[ns_index];
@@ -384,7 +408,9 @@ fn collect_ns(
         } else if let Some(j) = inherited {
             used[j] = true;
             rec.how = mount_how::INHERITED;
-            rec.dev = m.dev;
+            // A mount of another namespace of the tree's own gets a new
+            // device at restart: matched without it then.
+            rec.dev = if own_is_tree { 0 } else { m.dev };
         } else if let Some(k) = bind_source {
             rec.how = mount_how::BIND;
             rec.bind_of = k as u32;
@@ -867,7 +893,7 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
         let found = (0..live.len()).find(|&j| {
             let l = &live[j];
             matched[j].is_none()
-                && l.dev == m.rec.dev.get()
+                && (m.rec.dev.get() == 0 || l.dev == m.rec.dev.get())
                 && l.mountpoint == m.mountpoint
                 && l.root == m.root
                 && l.fstype == m.fstype
