@@ -181,6 +181,26 @@ fn an_unsupported_mount_is_refused_naming_it_unless_marked_external() {
     );
     assert!(!a.exists(), "no image after a refused checkpoint");
     common::assert_running_untraced(&pids);
+    // An external mark on a mount point with no mount is refused too.
+    let out = common::run_kstate(
+        &[
+            "checkpoint",
+            "-t",
+            &root,
+            "-o",
+            a.to_str().unwrap(),
+            "--leave-running",
+            "--external",
+            &format!("mnt[{ram}]:ram"),
+            "--external",
+            &format!("mnt[{d}/nothing]:x"),
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nothing]: no mount there"), "{err}");
+    common::assert_running_untraced(&pids);
 
     // Marked external, it is recorded by its key; the restart binds the
     // path given for the key there.

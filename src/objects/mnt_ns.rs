@@ -320,6 +320,19 @@ pub fn collect_all(reg: &mut Registry, external: &[String]) -> Result<(), Object
         );
         reg.mount_tables.push(table);
     }
+    for (mp, _) in &ext {
+        let used = reg
+            .mount_tables
+            .iter()
+            .flat_map(|t| &t.mounts)
+            .any(|m| m.how == mount_how::EXTERNAL && &m.mountpoint == mp);
+        if !used {
+            return Err(ObjectError::Option(format!(
+                "--external mnt[{}]: no mount there in the tree's own mount namespaces",
+                procfs::show(mp)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -448,14 +461,6 @@ fn collect_ns(
             rec.how
         );
         out.push(rec);
-    }
-    for (mp, _) in ext {
-        if !tree.iter().any(|m| &m.mountpoint == mp) {
-            return Err(ObjectError::Option(format!(
-                "--external mnt[{}]: no mount there in {key}",
-                procfs::show(mp)
-            )));
-        }
     }
     Ok(MountTable {
         ns: ns_index,
