@@ -412,9 +412,14 @@ fn collect_ns(
         let inherited = (0..own.len())
             .find(|&j| !used[j] && own[j].same_mount(m) && own[j].mnt_opts == m.mnt_opts)
             .or_else(|| (0..own.len()).find(|&j| !used[j] && own[j].same_mount(m)));
-        let bind_source = (0..i)
-            .rev()
-            .find(|&k| tree[k].dev == m.dev && path_under(&m.root, &tree[k].root).is_some());
+        // A superblock that sysfs and mqueue share per namespace shows up
+        // under another source name when mounted again by type, not bound.
+        let keyed_sb = matches!(m.fstype.as_slice(), b"sysfs" | b"mqueue");
+        let bind_source = (0..i).rev().find(|&k| {
+            tree[k].dev == m.dev
+                && path_under(&m.root, &tree[k].root).is_some()
+                && !(keyed_sb && tree[k].source != m.source)
+        });
         if let Some((_, k)) = ext.iter().find(|(mp, _)| *mp == m.mountpoint) {
             rec.how = mount_how::EXTERNAL;
             rec.key = k.clone();
