@@ -250,3 +250,30 @@ fn a_restart_failing_while_mounting_leaves_no_process_nor_mount() {
     assert_eq!(restored_tmpfs, 0, "the host's mount point is empty");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_open_file_on_the_trees_own_mount_is_refused_naming_it() {
+    let dir = scratch("mnt-fd");
+    let d = dir.to_str().unwrap();
+    let w = Reaped::start("mntns", &[d, "openfd"]);
+    let pids = common::tree_pids(w.root);
+    let a = dir.join("img/a.kst");
+    let root = w.root.to_string();
+    let out = common::run_kstate(
+        &["checkpoint", "-t", &root, "-o", a.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "an fd on a tmpfs of the tree was accepted"
+    );
+    assert!(
+        err.contains(&format!("{d}/t/a.txt")) && err.contains(&format!("mount at {d}/t ")),
+        "{err}"
+    );
+    // Refused, so not killed: the tree runs on.
+    common::assert_running_untraced(&pids);
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+}

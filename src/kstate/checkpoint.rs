@@ -59,6 +59,7 @@ pub fn collect(frozen: &FrozenTree, external: &[String]) -> Result<Registry, Err
     for (i, p) in frozen.processes.iter().enumerate() {
         reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
     }
+    mnt_ns::check_files(&reg)?;
     Ok(reg)
 }
 

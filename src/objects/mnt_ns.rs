@@ -336,6 +336,61 @@ pub fn collect_all(reg: &mut Registry, external: &[String]) -> Result<(), Object
     Ok(())
 }
 
+/// Refuses a task's open file or file mapping that lives on a mount the
+/// tree's own namespace made (not inherited): the restart opens files in
+/// its own namespace before the tasks make their mounts.
+pub fn check_files(reg: &Registry) -> Result<(), ObjectError> {
+    use super::files::FdKind;
+    use super::mm::VmaKind;
+    for t in &reg.tasks {
+        let Some(state) = &t.state else { continue };
+        let ns = reg.nsproxies[t.nsproxy].key.mnt;
+        let Some(table) = reg.mount_tables.iter().find(|m| m.ns == ns) else {
+            continue;
+        };
+        let own: Vec<&MountInfo> = table
+            .mounts
+            .iter()
+            .filter(|m| m.how != mount_how::INHERITED)
+            .collect();
+        let on_own = |path: &[u8]| {
+            own.iter()
+                .rev()
+                .find(|m| path_under(path, &m.mountpoint).is_some())
+                .map(|m| procfs::show(&m.mountpoint))
+        };
+        let refuse = |what: String, mp: String| {
+            ObjectError::Unsupported {
+            pid: t.info.pid,
+            object: format!(
+                "{what}, on the mount at {mp} of its own mount namespace (files of the tree's own mounts are not restored yet)"
+            ),
+        }
+        };
+        for f in &state.fds {
+            if matches!(f.kind, FdKind::Regular | FdKind::Device) {
+                if let Some(mp) = on_own(&f.path) {
+                    return Err(refuse(
+                        format!("fd {} ({})", f.fd, procfs::show(&f.path)),
+                        mp,
+                    ));
+                }
+            }
+        }
+        for v in &state.mm.vmas {
+            if v.kind == VmaKind::File {
+                if let Some(mp) = on_own(&v.path) {
+                    return Err(refuse(
+                        format!("the mapping of {} at {:#x}", procfs::show(&v.path), v.start),
+                        mp,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn collect_ns(
     reg: &Registry,
     ns_index: usize,
