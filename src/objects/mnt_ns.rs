@@ -875,7 +875,21 @@ pub fn plan<'a>(img: &Image<'a>, external: &[String]) -> Result<MountPlan<'a>, S
                         procfs::show(m.mountpoint)
                     ));
                 }
-                e.files.entry(i).or_default().push(f);
+                // Each path once, and none below a link of the same tmpfs
+                // (writing through a link would leave the mount).
+                let list = e.files.entry(i).or_default();
+                let bad = list.iter().any(|g| {
+                    g.path == f.path
+                        || (g.rec.mode.get() & libc::S_IFMT == libc::S_IFLNK
+                            && path_under(f.path, g.path).is_some())
+                });
+                if bad || (list.is_empty() != f.path.is_empty()) {
+                    return Err(format!(
+                        "image: tmpfs entry {id} ({}) repeats a path, lies below a link, or the mount's root is not first",
+                        procfs::show(f.path)
+                    ));
+                }
+                list.push(f);
             }
             Object::Extent(x) if img.kind_of(x.rec.owner.id.get()) == Some(Kind::Mount) => {
                 p.data.insert(id, x.data);
