@@ -277,3 +277,75 @@ fn an_open_file_on_the_trees_own_mount_is_refused_naming_it() {
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run inside a mount namespace whose mounts are all shared (as on a
+/// systemd host): the restart's copy of it is made of peers of those
+/// mounts, so the mounts the restored tree makes would propagate back into
+/// it unless kstate first gives the inherited mounts the propagation they
+/// had (private, here). The whole scenario runs in a child process
+/// (`unshare -m --propagation shared`, then the test's reaper, then a shell
+/// script), which prints OK when the restored tree has its mounts and the
+/// restarting namespace got none of them.
+#[test]
+fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("mnt-shared");
+    let script = r#"
+        "$BIN" "$DIR" > "$DIR/img/ready" &
+        i=0
+        until grep -q READY "$DIR/img/ready"; do
+            i=$((i + 1)); [ $i -lt 1000 ] || { echo "no READY"; exit 1; }; sleep 0.01
+        done
+        root=$(awk '{print $2}' "$DIR/img/ready")
+        grep -q " shared:" /proc/self/mountinfo || { echo "not shared"; exit 1; }
+        "$KSTATE" checkpoint -t "$root" -o "$DIR/img/a.kst" || { echo "checkpoint failed"; exit 1; }
+        wait
+        "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" || { echo "restart failed"; exit 1; }
+        r=$(cat "$DIR/img/pid")
+        grep -q kst-tmp "/proc/$r/mountinfo" || { echo "restored tree without its mounts"; exit 1; }
+        if grep -q "$DIR/" /proc/self/mountinfo; then
+            echo "leaked:"; grep "$DIR/" /proc/self/mountinfo; kill -KILL "$r"; exit 1
+        fi
+        kill -TERM "$r"
+        echo OK
+    "#;
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "shared"])
+        .arg(common::build_fixture("reaper"))
+        .args(["sh", "-c", script])
+        .env("BIN", common::build_fixture("mntns"))
+        .env("DIR", &dir)
+        .env("KSTATE", common::kstate_bin())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                kill_tree(pid);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the shared-namespace scenario did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end().ends_with("OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
