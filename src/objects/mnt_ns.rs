@@ -1142,6 +1142,12 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
             _ => return Err(named("restore", &"unknown kind of mount")),
         }
         propagation(m, &mut groups)?;
+        log::debug!(
+            "restore: mount {} {} ({}) made",
+            i,
+            procfs::show(m.mountpoint),
+            procfs::show(m.fstype)
+        );
     }
     Ok(())
 }
