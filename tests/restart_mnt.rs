@@ -86,6 +86,20 @@ fn mounts_mentioning(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Kills the tree whose root a pidfile names, when dropped.
+struct TreeGuard(PathBuf);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            kill_tree(pid);
+        }
+    }
+}
+
 fn read_in(pid: i32, path: &Path) -> Vec<u8> {
     let p = format!("/proc/{pid}/root{}", path.display());
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
@@ -227,8 +241,15 @@ fn a_restart_failing_while_mounting_leaves_no_process_nor_mount() {
     let a = dir.join("img/a.kst");
     checkpoint_ok(w.root, &a, &["--external", &format!("mnt[{ram}]:ram")]);
     w.wait_gone();
+    // Should a restart wrongly succeed, its tree goes when the test ends.
+    let pidfile = dir.join("img/pid");
+    let _guard = TreeGuard(pidfile.clone());
+    let pf = pidfile.to_str().unwrap();
     // No path for the key: refused before anything is made.
-    let out = common::run_kstate(&["restart", a.to_str().unwrap()], Duration::from_secs(30));
+    let out = common::run_kstate(
+        &["restart", a.to_str().unwrap(), "-d", "--pidfile", pf],
+        Duration::from_secs(30),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("--external mnt[ram]:PATH"), "{err}");
@@ -236,7 +257,15 @@ fn a_restart_failing_while_mounting_leaves_no_process_nor_mount() {
     // (proc, the tmpfs mounts with their files, …) were made.
     let missing = format!("mnt[ram]:{d}/not-there");
     let out = common::run_kstate(
-        &["restart", a.to_str().unwrap(), "--external", &missing],
+        &[
+            "restart",
+            a.to_str().unwrap(),
+            "-d",
+            "--pidfile",
+            pf,
+            "--external",
+            &missing,
+        ],
         Duration::from_secs(30),
     );
     let err = String::from_utf8_lossy(&out.stderr);
