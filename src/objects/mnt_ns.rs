@@ -19,10 +19,11 @@
 //! **Restart** (`restore`), in the task that creates the namespace, before
 //! it creates its children (who inherit it) and, being the init of its pid
 //! namespace when it has one, so that proc shows the restored pids: the
-//! copy of kstate's namespace is matched against the inherited records,
-//! mounts that are not in the image are taken away (lazily, deepest
-//! first), the propagation of the inherited ones is set (private first, so
-//! that nothing made next propagates out), then every other mount is made
+//! copy (of kstate's namespace, or of the parent task's restored one) is
+//! matched against the inherited records, their propagation is set first
+//! (private when they were, so that nothing done next propagates out),
+//! then their changed flags, mounts that are not in the image are taken
+//! away (lazily, deepest first), then every other mount is made
 //! in the recorded order, each with its flags and propagation, and each
 //! tmpfs is filled right after it is mounted, before anything can cover
 //! parts of it. A failure leaves only mounts in the new namespace, which
