@@ -34,6 +34,15 @@ enum Command {
         /// killed once the image is complete, as with CRIU).
         #[arg(long = "leave-running")]
         leave_running: bool,
+        /// Record a mount as external, as CRIU does: mnt[MOUNTPOINT]:KEY.
+        /// The restart binds the path given for KEY there. Repeatable.
+        #[arg(long = "external", value_name = "mnt[MOUNTPOINT]:KEY")]
+        external: Vec<String>,
+        /// Flush the image to stable storage (fdatasync) before it is
+        /// renamed into place and the tree is killed. Off by default, as
+        /// with CRIU: the image is checksummed, so a torn one is refused.
+        #[arg(long = "sync")]
+        sync: bool,
     },
     /// Restart the tree of an image.
     Restart {
@@ -53,6 +62,10 @@ enum Command {
         /// Create this namespace anew and leave it unconfigured (net).
         #[arg(long = "empty-ns", value_name = "NS")]
         empty_ns: Vec<String>,
+        /// The path to bind for an external mount, as CRIU does:
+        /// mnt[KEY]:PATH. Repeatable.
+        #[arg(long = "external", value_name = "mnt[KEY]:PATH")]
+        external: Vec<String>,
     },
     /// Show an image's objects.
     Show {
@@ -85,11 +98,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             tree,
             output,
             leave_running,
+            external,
+            sync,
         } => {
             let opts = CheckpointOptions {
                 root: tree,
                 output,
                 leave_running,
+                external,
+                sync,
             };
             let result = kstate::kstate::checkpoint(&opts);
             kstate::kstate::freeze::test_pause("before-exit");
@@ -110,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             pidfile,
             join_ns,
             empty_ns,
+            external,
         } => {
             let (join, empty) = kstate::kstate::restart::parse_ns_options(&join_ns, &empty_ns)
                 .map_err(|e| e.to_string())?;
@@ -119,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 pidfile,
                 join,
                 empty,
+                external,
             };
             let result = kstate::kstate::restart::restart(&opts);
             kstate::kstate::freeze::test_pause("before-exit");

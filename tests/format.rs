@@ -465,3 +465,187 @@ fn an_older_shorter_record_reads_with_defaults() {
         })
     ));
 }
+
+/// The mounts of a mount namespace and a tmpfs's entries, dumped by the
+/// engine and read back field by field.
+#[test]
+fn mount_tables_dump_and_read_back() {
+    use kstate::image::format::{mount_flags, mount_how, mount_prop, MOUNT_NONE};
+    use kstate::objects::mnt_ns::{FileEntry, MountInfo, MountTable};
+    let mut reg = sample_registry();
+    let mnt = (0..reg.namespaces.len())
+        .find(|&i| reg.namespaces[i].key.kind == NsKind::Mnt && !reg.namespaces[i].external)
+        .expect("an internal mnt ns");
+    let pid = (0..reg.namespaces.len())
+        .find(|&i| reg.namespaces[i].key.kind == NsKind::Pid && !reg.namespaces[i].external)
+        .expect("an internal pid ns");
+    let root = MountInfo {
+        how: mount_how::INHERITED,
+        parent: MOUNT_NONE,
+        bind_of: MOUNT_NONE,
+        mnt_flags: mount_flags::RELATIME,
+        propagation: mount_prop::SHARED | mount_prop::SHARED_OUTSIDE,
+        dev: 0xfe00,
+        mountpoint: b"/".to_vec(),
+        root: b"/".to_vec(),
+        fstype: b"ext4".to_vec(),
+        source: b"/dev/vda".to_vec(),
+        options: b"rw".to_vec(),
+        ..MountInfo::default()
+    };
+    let proc = MountInfo {
+        how: mount_how::NEW,
+        parent: 0,
+        pid_ns: Some(pid),
+        mnt_flags: mount_flags::NOSUID | mount_flags::NOEXEC,
+        mountpoint: b"/proc".to_vec(),
+        fstype: b"proc".to_vec(),
+        source: b"proc".to_vec(),
+        ..root.clone()
+    };
+    let file = FileEntry {
+        path: b"dir with space/f".to_vec(),
+        mode: 0o100600,
+        uid: 7,
+        gid: 8,
+        size: 5,
+        mtime: (1_700_000_000, 42),
+        data: b"hello".to_vec(),
+        ..FileEntry::default()
+    };
+    let tmpfs = MountInfo {
+        how: mount_how::NEW,
+        parent: 0,
+        propagation: mount_prop::UNBINDABLE,
+        dev: 0,
+        mountpoint: b"/mnt/t".to_vec(),
+        fstype: b"tmpfs".to_vec(),
+        source: b"kst".to_vec(),
+        options: b"rw,size=64k".to_vec(),
+        files: vec![
+            FileEntry {
+                mode: 0o40755,
+                ..FileEntry::default()
+            },
+            FileEntry {
+                path: b"dir with space".to_vec(),
+                mode: 0o40700,
+                ..FileEntry::default()
+            },
+            file.clone(),
+        ],
+        ..root.clone()
+    };
+    let bind = MountInfo {
+        how: mount_how::BIND,
+        bind_of: 2,
+        root: b"/dir with space".to_vec(),
+        mountpoint: b"/mnt/b".to_vec(),
+        files: Vec::new(),
+        ..tmpfs.clone()
+    };
+    reg.mount_tables.push(MountTable {
+        ns: mnt,
+        mounts: vec![root, proc, tmpfs, bind],
+    });
+    let mut bytes = Vec::new();
+    dump(&mut reg, &mut bytes).expect("dump into memory");
+    let img = Image::parse(&bytes).expect("the engine's own image parses");
+    let mut mounts = Vec::new();
+    let mut files = Vec::new();
+    for (_, obj) in img.objects() {
+        match obj.expect("object") {
+            Object::Mount(m) => mounts.push(m),
+            Object::MntFile(f) => files.push(f),
+            _ => {}
+        }
+    }
+    let table = &reg.mount_tables[0];
+    assert_eq!(mounts.len(), 4);
+    for (i, (v, m)) in mounts.iter().zip(&table.mounts).enumerate() {
+        assert_eq!(v.rec.index.get(), i as u32);
+        assert_eq!(v.rec.mnt_ns, reg.namespaces[mnt].image_ref);
+        assert_eq!(v.rec.how.get(), m.how);
+        assert_eq!(v.rec.parent.get(), m.parent);
+        assert_eq!(v.rec.bind_of.get(), m.bind_of);
+        assert_eq!(v.rec.mnt_flags.get(), m.mnt_flags);
+        assert_eq!(v.rec.propagation.get(), m.propagation);
+        assert_eq!(v.rec.dev.get(), m.dev);
+        assert_eq!(
+            (v.mountpoint, v.root, v.fstype, v.source, v.options),
+            (
+                &m.mountpoint[..],
+                &m.root[..],
+                &m.fstype[..],
+                &m.source[..],
+                &m.options[..]
+            )
+        );
+    }
+    assert_eq!(mounts[1].rec.pid_ns, reg.namespaces[pid].image_ref);
+    assert_eq!(files.len(), 3);
+    let f = &files[2];
+    assert_eq!(f.path, &file.path[..]);
+    assert_eq!(
+        (f.rec.mode.get(), f.rec.uid.get(), f.rec.gid.get()),
+        (0o100600, 7, 8)
+    );
+    assert_eq!((f.rec.mtime_sec.get(), f.rec.mtime_nsec.get()), file.mtime);
+    match img.resolve(f.rec.data).expect("the file's extent") {
+        Object::Extent(e) => assert_eq!(e.data, b"hello"),
+        other => panic!("data is a {:?}", other.kind()),
+    }
+    // show and diff know the new kinds: an image equals itself.
+    let json = kstate::kstate::show::to_json(&img).expect("json");
+    assert!(json.to_string().contains("\"how\":\"bind\""));
+    assert!(kstate::kstate::diff::diff(&img, &img, true)
+        .expect("diff")
+        .is_empty());
+}
+
+/// An extent whose CRC is computed while its data streams (read once) is
+/// valid only once the CRC is written in place; `finish` refuses to leave
+/// it out, and the same bytes streamed the two-pass way give the same image.
+#[test]
+fn deferred_extent_crc_is_patched_in_place() {
+    use kstate::image::format::Ref;
+    use kstate::image::{HeaderInfo, ImageWriter};
+    let data: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 7 % 251) as u8).collect();
+    let stream = |sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>| {
+        data.chunks(1000).try_for_each(|c| sink(c))
+    };
+    let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
+    w.allow_patches();
+    assert!(w.can_patch());
+    let r = w
+        .push_extent_deferred(Ref::UNDEF, data.len() as u64, stream)
+        .unwrap();
+    let (mut bytes, patches) = w.finish_patched().unwrap();
+    assert_eq!(patches.len(), 1);
+    assert!(
+        matches!(Image::parse(&bytes), Err(FormatError::RecordCrc { .. })),
+        "unpatched, the record's CRC is wrong"
+    );
+    for (at, crc) in &patches {
+        let at = *at as usize;
+        bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+    let img = Image::parse(&bytes).expect("patched image");
+    let Ok(Object::Extent(e)) = img.resolve(r) else {
+        panic!("extent record")
+    };
+    assert_eq!(e.data, &data[..]);
+    // Two passes (CRC first) write the very same bytes.
+    let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&data);
+    w.push_extent_streamed(Ref::UNDEF, data.len() as u64, &crc, stream)
+        .unwrap();
+    assert_eq!(w.finish().unwrap(), bytes);
+    // finish() will not drop a pending CRC.
+    let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
+    w.allow_patches();
+    w.push_extent_deferred(Ref::UNDEF, data.len() as u64, stream)
+        .unwrap();
+    assert!(w.finish().is_err());
+}

@@ -70,6 +70,14 @@ fn replay(bytes: &[u8], what: &str) -> Result<(), FormatError> {
                 assert_eq!(t.nspid.len(), t.rec.levels.get() as usize, "{what}");
                 assert_eq!(t.thread_pids().count(), t.rec.threads.get() as usize);
             }
+            Object::Mount(m) => {
+                check_ref(&img, m.rec.mnt_ns, Kind::MntNs, what);
+                check_ref(&img, m.rec.pid_ns, Kind::PidNs, what);
+            }
+            Object::MntFile(f) => {
+                check_ref(&img, f.rec.mount, Kind::Mount, what);
+                check_ref(&img, f.rec.data, Kind::Extent, what);
+            }
             Object::Extent(e) => {
                 assert_eq!(e.data_offset % 4096, 0, "{what}: extent data not aligned");
                 assert_eq!(e.data.len() as u64, e.rec.data_len.get());
@@ -94,6 +102,13 @@ fn expected_error(name: &str, err: &FormatError) -> bool {
     use FormatError as E;
     match name {
         "bad-magic.kst" => matches!(err, E::BadMagic { .. }),
+        "bad-mnt-path.kst" => matches!(
+            err,
+            E::Invalid {
+                field: "path_len",
+                ..
+            }
+        ),
         "bad-major.kst" => matches!(err, E::UnsupportedMajor { major: 2, .. }),
         "bad-truncated.kst" => matches!(err, E::BadTrailerMagic { .. }),
         "bad-bitflip.kst" => matches!(err, E::RecordCrc { .. }),

@@ -23,7 +23,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"KSTEND\x89\n";
 /// Format major version: a reader refuses any other major.
 pub const MAJOR: u16 = 1;
 /// Format minor version: only appended fields or new optional kinds.
-pub const MINOR: u16 = 1;
+pub const MINOR: u16 = 2;
 /// AUDIT_ARCH_X86_64, as in `<linux/audit.h>`.
 pub const ARCH_X86_64: u32 = 0xC000_003E;
 /// Records start on this alignment; padding between them is zero.
@@ -194,10 +194,14 @@ pub enum Kind {
     Pipe = 15,
     /// One entry of a task's fd table (1.1).
     Fd = 16,
+    /// One mount of a mount namespace of the tree's own (1.2).
+    Mount = 27,
+    /// One file, directory or link of a tmpfs mount (1.2).
+    MntFile = 28,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::UserNs,
         Kind::PidNs,
         Kind::UtsNs,
@@ -214,6 +218,8 @@ impl Kind {
         Kind::Vma,
         Kind::Pipe,
         Kind::Fd,
+        Kind::Mount,
+        Kind::MntFile,
     ];
 
     pub fn from_raw(raw: u16) -> Option<Kind> {
@@ -234,6 +240,8 @@ impl Kind {
             14 => Kind::Vma,
             15 => Kind::Pipe,
             16 => Kind::Fd,
+            27 => Kind::Mount,
+            28 => Kind::MntFile,
             _ => return None,
         })
     }
@@ -257,6 +265,8 @@ impl Kind {
             Kind::Vma => "vma",
             Kind::Pipe => "pipe",
             Kind::Fd => "fd",
+            Kind::Mount => "mount",
+            Kind::MntFile => "mnt_file",
         }
     }
 
@@ -300,6 +310,8 @@ impl Kind {
             Kind::Vma => size_of::<VmaRecord>(),
             Kind::Pipe => size_of::<PipeRecord>(),
             Kind::Fd => size_of::<FdRecord>(),
+            Kind::Mount => size_of::<MountRecord>(),
+            Kind::MntFile => size_of::<MntFileRecord>(),
         }
     }
 }
@@ -750,6 +762,118 @@ pub struct FdRecord {
     pub path_len: U32,
     pub reserved: U32,
 }
+
+/// How a recorded mount is made again ([`MountRecord::how`]).
+pub mod mount_how {
+    /// A copy of a mount of the checkpointing process's own namespace
+    /// (same mount point, device, root, type, source and options): the
+    /// restarting process's copy is kept; only its propagation is set.
+    pub const INHERITED: u32 = 1;
+    /// A new superblock: mounted by type (proc, sysfs, tmpfs, devpts, mqueue).
+    pub const NEW: u32 = 2;
+    /// A bind mount of (a directory of) the earlier mount `bind_of`.
+    pub const BIND: u32 = 3;
+    /// Marked external (`--external mnt[MOUNTPOINT]:KEY`): the restart binds
+    /// the path given for KEY there.
+    pub const EXTERNAL: u32 = 4;
+    pub const MAX: u32 = EXTERNAL;
+}
+
+/// Propagation of a recorded mount ([`MountRecord::propagation`]).
+pub mod mount_prop {
+    /// In a peer group (`peer_group`, or the outside one's).
+    pub const SHARED: u32 = 1;
+    /// A slave of a peer group (`master_group`, or an outside one).
+    pub const SLAVE: u32 = 2;
+    pub const UNBINDABLE: u32 = 4;
+    /// Its peer group has members in the checkpointing process's namespace.
+    pub const SHARED_OUTSIDE: u32 = 8;
+    /// Its master group is not one of the namespace's own.
+    pub const SLAVE_OUTSIDE: u32 = 16;
+    pub const KNOWN: u32 = 31;
+}
+
+/// Per-mount flags kept in [`MountRecord::mnt_flags`]: the MS_* values of
+/// `<sys/mount.h>`; no atime bit means strictatime.
+pub mod mount_flags {
+    pub const RDONLY: u32 = 1;
+    pub const NOSUID: u32 = 2;
+    pub const NODEV: u32 = 4;
+    pub const NOEXEC: u32 = 8;
+    pub const NOSYMFOLLOW: u32 = 256;
+    pub const NOATIME: u32 = 1024;
+    pub const NODIRATIME: u32 = 2048;
+    pub const RELATIME: u32 = 1 << 21;
+    pub const KNOWN: u32 =
+        RDONLY | NOSUID | NODEV | NOEXEC | NOSYMFOLLOW | NOATIME | NODIRATIME | RELATIME;
+}
+
+/// `index`, `parent` or `bind_of` of a [`MountRecord`] that names no mount.
+pub const MOUNT_NONE: u32 = u32::MAX;
+
+/// One mount of a mount namespace of the tree's own, in the namespace's
+/// order (mount records of a namespace come in its /proc/PID/mountinfo
+/// order, `index` counting from 0). Variable parts: `mountpoint_len`,
+/// `root_len`, `fstype_len`, `source_len`, `options_len` (superblock
+/// options), `key_len` (external key) bytes, in that order.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct MountRecord {
+    pub mnt_ns: Ref,
+    /// For proc: the pid namespace it shows, when known; UNDEF otherwise.
+    pub pid_ns: Ref,
+    pub index: U32,
+    /// Index of the parent mount, [`MOUNT_NONE`] when it is not in the list.
+    pub parent: U32,
+    /// [`mount_how`].
+    pub how: U32,
+    /// For a bind: index of the earlier mount it was bound from.
+    pub bind_of: U32,
+    /// [`mount_flags`].
+    pub mnt_flags: U32,
+    /// [`mount_prop`].
+    pub propagation: U32,
+    /// The namespace's own peer groups, numbered from 1 in order of first
+    /// appearance; 0 for none (or an outside group).
+    pub peer_group: U32,
+    pub master_group: U32,
+    /// Device of an inherited mount (to find it again at restart); 0 else.
+    pub dev: U64,
+    pub mountpoint_len: U32,
+    pub root_len: U32,
+    pub fstype_len: U32,
+    pub source_len: U32,
+    pub options_len: U32,
+    pub key_len: U32,
+}
+
+/// One entry of a tmpfs mount's contents, parents before children. The
+/// data of a regular file is the extent `data`. Variable parts:
+/// `path_len` bytes (relative to the mount's root, "" for the root
+/// itself), `target_len` bytes (a symlink's target).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct MntFileRecord {
+    pub mount: Ref,
+    pub data: Ref,
+    /// st_mode: type and permission bits.
+    pub mode: U32,
+    pub uid: U32,
+    pub gid: U32,
+    /// CRC32 (IEEE) of the data, 0 when there is none.
+    pub data_crc: U32,
+    pub size: U64,
+    pub rdev: U64,
+    pub mtime_sec: I64,
+    pub mtime_nsec: I64,
+    pub path_len: U32,
+    pub target_len: U32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<MountRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<MntFileRecord>() % 8 == 0);
+};
 
 const _: () = {
     assert!(core::mem::offset_of!(RecordHeader, crc) == 0);

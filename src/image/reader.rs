@@ -17,6 +17,7 @@ use super::format::{
     fd_kind, task_core_flags, vma_flags, vma_kind, FdRecord, IpcNsRecord, MmRecord, PageRunRecord,
     PendingSignal, PipeRecord, Sigaction, TaskCoreRecord, VmaRecord,
 };
+use super::format::{mount_flags, mount_how, mount_prop, MntFileRecord, MountRecord, MOUNT_NONE};
 use super::format::{
     ns_flags, ExtentRecord, FileHeader, IdExtent, IndexEntry, Kind, NsCommon, NsproxyRecord,
     PidNsRecord, RecordHeader, Ref, Setgroups, TaskRecord, TimeNsRecord, Trailer, UserNsRecord,
@@ -139,6 +140,28 @@ pub enum Object<'a> {
     Vma(VmaView<'a>),
     Pipe(PipeView<'a>),
     Fd(FdView<'a>),
+    Mount(MountView<'a>),
+    MntFile(MntFileView<'a>),
+}
+
+/// One mount of a mount namespace of the tree's own.
+#[derive(Clone, Copy, Debug)]
+pub struct MountView<'a> {
+    pub rec: MountRecord,
+    pub mountpoint: &'a [u8],
+    pub root: &'a [u8],
+    pub fstype: &'a [u8],
+    pub source: &'a [u8],
+    pub options: &'a [u8],
+    pub key: &'a [u8],
+}
+
+/// One entry of a tmpfs mount's contents.
+#[derive(Clone, Copy, Debug)]
+pub struct MntFileView<'a> {
+    pub rec: MntFileRecord,
+    pub path: &'a [u8],
+    pub target: &'a [u8],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +231,8 @@ impl<'a> Object<'a> {
             Object::Vma(_) => Kind::Vma,
             Object::Pipe(_) => Kind::Pipe,
             Object::Fd(_) => Kind::Fd,
+            Object::Mount(_) => Kind::Mount,
+            Object::MntFile(_) => Kind::MntFile,
         }
     }
 
@@ -772,7 +797,124 @@ impl<'a> Image<'a> {
                     limit(at, "fd", f.rec.fd.get(), i32::MAX as u32)?;
                     limit(at, "path_len", f.rec.path_len.get(), MAX_PATH_LEN)?;
                 }
+                Object::Mount(m) => self.check_mount(at, &m)?,
+                Object::MntFile(f) => self.check_mnt_file(at, &f)?,
             }
+        }
+        Ok(())
+    }
+
+    fn check_mount(&self, at: At, m: &MountView<'_>) -> Result<()> {
+        let r = &m.rec;
+        self.check_ref(at, "mnt_ns", r.mnt_ns, Kind::MntNs, false)?;
+        self.check_ref(at, "pid_ns", r.pid_ns, Kind::PidNs, true)?;
+        let invalid = |field, what| Err(FormatError::Invalid { at, field, what });
+        let how = r.how.get();
+        if how == 0 || how > mount_how::MAX {
+            return invalid("how", "not a known way to make a mount");
+        }
+        let index = r.index.get();
+        if index == MOUNT_NONE {
+            return invalid("index", "out of range");
+        }
+        let parent = r.parent.get();
+        if parent != MOUNT_NONE && parent >= index {
+            return invalid("parent", "not an earlier mount of the namespace");
+        }
+        let bind_of = r.bind_of.get();
+        if (how == mount_how::BIND) != (bind_of != MOUNT_NONE)
+            || (bind_of != MOUNT_NONE && bind_of >= index)
+        {
+            return invalid("bind_of", "set exactly for a bind, to an earlier mount");
+        }
+        if r.mnt_flags.get() & !mount_flags::KNOWN != 0 {
+            return Err(FormatError::NonZero {
+                at,
+                field: "mnt_flags",
+                value: r.mnt_flags.get() as u64,
+            });
+        }
+        if r.propagation.get() & !mount_prop::KNOWN != 0 {
+            return Err(FormatError::NonZero {
+                at,
+                field: "propagation",
+                value: r.propagation.get() as u64,
+            });
+        }
+        limit(at, "mountpoint_len", r.mountpoint_len.get(), MAX_PATH_LEN)?;
+        limit(at, "root_len", r.root_len.get(), MAX_PATH_LEN)?;
+        limit(at, "fstype_len", r.fstype_len.get(), 256)?;
+        limit(at, "source_len", r.source_len.get(), MAX_PATH_LEN)?;
+        limit(at, "options_len", r.options_len.get(), MAX_PATH_LEN)?;
+        limit(at, "key_len", r.key_len.get(), MAX_PATH_LEN)?;
+        let absolute = |p: &[u8]| p.first() == Some(&b'/') && !p.contains(&0);
+        if !absolute(m.mountpoint) || !absolute(m.root) {
+            return invalid(
+                "mountpoint_len",
+                "a mount point or root that is not an absolute path",
+            );
+        }
+        if [m.fstype, m.source, m.options, m.key]
+            .iter()
+            .any(|b| b.contains(&0))
+        {
+            return invalid("source_len", "a NUL byte in a name");
+        }
+        Ok(())
+    }
+
+    fn check_mnt_file(&self, at: At, f: &MntFileView<'_>) -> Result<()> {
+        let r = &f.rec;
+        self.check_ref(at, "mount", r.mount, Kind::Mount, false)?;
+        self.check_ref(at, "data", r.data, Kind::Extent, true)?;
+        let invalid = |field, what| Err(FormatError::Invalid { at, field, what });
+        limit(at, "path_len", r.path_len.get(), MAX_PATH_LEN)?;
+        limit(at, "target_len", r.target_len.get(), MAX_PATH_LEN)?;
+        // A relative path that stays inside the mount: no empty, `.` or
+        // `..` component, no NUL.
+        if !f.path.is_empty()
+            && (f.path.contains(&0)
+                || f.path
+                    .split(|&b| b == b'/')
+                    .any(|c| c.is_empty() || c == b"." || c == b".."))
+        {
+            return invalid("path_len", "not a plain relative path inside the mount");
+        }
+        if f.target.contains(&0) {
+            return invalid("target_len", "a NUL byte in a link target");
+        }
+        let ty = r.mode.get() & libc::S_IFMT;
+        if ![
+            libc::S_IFDIR,
+            libc::S_IFREG,
+            libc::S_IFLNK,
+            libc::S_IFCHR,
+            libc::S_IFBLK,
+            libc::S_IFIFO,
+        ]
+        .contains(&ty)
+            || (f.path.is_empty() && ty != libc::S_IFDIR)
+        {
+            return invalid(
+                "mode",
+                "not a directory, file, link, device or fifo (the root a directory)",
+            );
+        }
+        if !(0..1_000_000_000).contains(&r.mtime_nsec.get()) {
+            return invalid("mtime_nsec", "nanoseconds outside 0..1e9");
+        }
+        let (data, crc) = match r.data.id() {
+            Some(id) => match self.object(id)? {
+                Object::Extent(e) => (e.rec.data_len.get(), crc32fast::hash(e.data)),
+                _ => (u64::MAX, 0),
+            },
+            None => (0, 0),
+        };
+        if r.data.id().is_some() && (ty != libc::S_IFREG || data != r.size.get()) {
+            return invalid("data", "data for something not a regular file of that size");
+        }
+        if crc != r.data_crc.get() {
+            return invalid("data_crc", "not the CRC of the file's data");
         }
         Ok(())
     }
@@ -1242,6 +1384,33 @@ impl<'a> Image<'a> {
                 let path = cur.take::<u8>(rec.path_len.get() as u64, "path_len")?;
                 cur.finish("path_len")?;
                 Object::Fd(FdView { rec, path })
+            }
+            Kind::Mount => {
+                let rec: MountRecord = load_fixed(raw.fixed);
+                let mut text = |n: U32, field| cur.take::<u8>(n.get() as u64, field);
+                let mountpoint = text(rec.mountpoint_len, "mountpoint_len")?;
+                let root = text(rec.root_len, "root_len")?;
+                let fstype = text(rec.fstype_len, "fstype_len")?;
+                let source = text(rec.source_len, "source_len")?;
+                let options = text(rec.options_len, "options_len")?;
+                let key = text(rec.key_len, "key_len")?;
+                cur.finish("key_len")?;
+                Object::Mount(MountView {
+                    rec,
+                    mountpoint,
+                    root,
+                    fstype,
+                    source,
+                    options,
+                    key,
+                })
+            }
+            Kind::MntFile => {
+                let rec: MntFileRecord = load_fixed(raw.fixed);
+                let path = cur.take::<u8>(rec.path_len.get() as u64, "path_len")?;
+                let target = cur.take::<u8>(rec.target_len.get() as u64, "target_len")?;
+                cur.finish("target_len")?;
+                Object::MntFile(MntFileView { rec, path, target })
             }
         };
         Ok(obj)

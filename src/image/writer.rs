@@ -42,6 +42,13 @@ pub struct ImageWriter<W: Write> {
     header: FileHeader,
     /// Version to stamp on the next record (0: the kind's current one).
     version: u16,
+    /// Record CRCs known only after their data was written
+    /// ([`ImageWriter::push_extent_deferred`]): (file offset, CRC), to be
+    /// written in place once the stream is flushed.
+    patches: Vec<(u64, u32)>,
+    /// The caller will write deferred CRCs in place: bulk data may be
+    /// streamed once ([`ImageWriter::push_extent_deferred`]).
+    can_patch: bool,
 }
 
 impl<W: Write> ImageWriter<W> {
@@ -66,7 +73,20 @@ impl<W: Write> ImageWriter<W> {
             index: Vec::new(),
             header,
             version: 0,
+            patches: Vec::new(),
+            can_patch: false,
         })
+    }
+
+    /// Says the caller will write deferred record CRCs in place after the
+    /// output is flushed (its output is a regular file).
+    pub fn allow_patches(&mut self) {
+        self.can_patch = true;
+    }
+
+    /// Whether [`ImageWriter::push_extent_deferred`] may be used.
+    pub fn can_patch(&self) -> bool {
+        self.can_patch
     }
 
     /// Number of records written so far.
@@ -189,6 +209,51 @@ impl<W: Write> ImageWriter<W> {
         Ok(r)
     }
 
+    /// Like [`ImageWriter::push_extent_streamed`], reading the data once:
+    /// the record header goes out with a provisional CRC, the CRC is computed as
+    /// the data streams, and is left as a patch for the caller to write in
+    /// place (at the returned offset, 4 little-endian bytes) once the output
+    /// is flushed — see [`ImageWriter::finish_patched`]. Only for an output
+    /// that can be written at an offset afterwards (a regular file).
+    pub fn push_extent_deferred(
+        &mut self,
+        owner: Ref,
+        len: u64,
+        fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> io::Result<Ref> {
+        let mut fixed = ExtentRecord::new_zeroed();
+        fixed.data_len = U64::new(len);
+        fixed.owner = owner;
+        let fixed = fixed.as_bytes();
+        let at = self.pos;
+        let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
+        let fixed_end = hdr_end + fixed.len() as u64;
+        let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
+        let total = fixed.len() as u64 + pad + len;
+        let mut crc = crc32fast::Hasher::new();
+        let r = self.begin(Kind::Extent, fixed.len(), total, |c| {
+            crc = c.clone();
+            crc.update(fixed);
+            crc.update(&ZEROS[..pad as usize]);
+        })?;
+        self.put(fixed)?;
+        self.put(&ZEROS[..pad as usize])?;
+        let mut written = 0u64;
+        fill(&mut |chunk: &[u8]| {
+            written += chunk.len() as u64;
+            crc.update(chunk);
+            self.put(chunk)
+        })?;
+        if written != len {
+            return Err(io::Error::other(format!(
+                "extent of {len} bytes announced, {written} written"
+            )));
+        }
+        self.pad_to(RECORD_ALIGN)?;
+        self.patches.push((at, crc.finalize()));
+        Ok(r)
+    }
+
     fn begin(
         &mut self,
         kind: Kind,
@@ -222,7 +287,22 @@ impl<W: Write> ImageWriter<W> {
     }
 
     /// Writes the index and the trailer, flushes, and returns the output.
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Fails if a record's CRC is still to be written in place (use
+    /// [`ImageWriter::finish_patched`]).
+    pub fn finish(self) -> io::Result<W> {
+        let (out, patches) = self.finish_patched()?;
+        if !patches.is_empty() {
+            return Err(io::Error::other(
+                "the image has record CRCs to write in place; finish_patched returns them",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Like [`ImageWriter::finish`], also returning the record CRCs to write
+    /// in place, as (file offset, CRC), after the output is flushed: the
+    /// image is valid only then.
+    pub fn finish_patched(mut self) -> io::Result<(W, Vec<(u64, u32)>)> {
         let index_offset = self.pos;
         let index = std::mem::take(&mut self.index);
         self.put(index.as_bytes())?;
@@ -234,7 +314,8 @@ impl<W: Write> ImageWriter<W> {
         t.crc = U32::new(trailer_crc(self.header.as_bytes(), index.as_bytes(), &t));
         self.put(t.as_bytes())?;
         self.out.flush()?;
-        Ok(self.out)
+        let patches = std::mem::take(&mut self.patches);
+        Ok((self.out, patches))
     }
 }
 

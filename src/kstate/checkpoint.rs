@@ -14,7 +14,7 @@ use super::output::Output;
 use super::registry::{Registry, TaskState};
 use super::Error;
 use crate::image::{HeaderInfo, ImageWriter};
-use crate::objects::{core, files, mm, namespace, nsproxy, task, vma, ObjectError};
+use crate::objects::{core, files, mm, mnt_ns, namespace, nsproxy, task, vma, ObjectError};
 use crate::sys::inject::Injector;
 
 #[derive(Clone, Debug)]
@@ -26,6 +26,10 @@ pub struct CheckpointOptions {
     /// Keep the tree running after the checkpoint (`--leave-running`);
     /// otherwise it is killed once the image is complete, as CRIU does.
     pub leave_running: bool,
+    /// `--external mnt[MOUNTPOINT]:KEY`: mounts recorded as external.
+    pub external: Vec<String>,
+    /// `--sync`: fdatasync the image before it is renamed into place.
+    pub sync: bool,
 }
 
 /// What a checkpoint wrote.
@@ -39,7 +43,8 @@ pub struct Summary {
 }
 
 /// Collects the whole tree into a registry. The tree must be frozen.
-pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
+/// `external` holds the `--external` specs.
+pub fn collect(frozen: &FrozenTree, external: &[String]) -> Result<Registry, Error> {
     let mut reg = Registry::default();
     for p in &frozen.processes {
         let key = nsproxy::collect(&mut reg, p.pid, &p.threads)?;
@@ -52,9 +57,11 @@ pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
     }
     namespace::mark_external(&mut reg, &frozen.pids())?;
     namespace::collect_contents(&mut reg)?;
+    mnt_ns::collect_all(&mut reg, external)?;
     for (i, p) in frozen.processes.iter().enumerate() {
         reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
     }
+    mnt_ns::check_files(&reg)?;
     Ok(reg)
 }
 
@@ -103,6 +110,18 @@ fn collect_state(reg: &mut Registry, pid: i32, threads: &[i32]) -> Result<TaskSt
 
 /// Writes the registry as an image.
 pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
+    dump_patched(reg, out, false).map(|(bytes, _)| bytes)
+}
+
+/// Like [`dump`]; with `patches`, bulk data is read once and the CRCs of
+/// its records are returned as (file offset, CRC) for the caller to write
+/// in place once the output is flushed (see
+/// [`ImageWriter::push_extent_deferred`]).
+pub fn dump_patched<W: Write>(
+    reg: &mut Registry,
+    out: W,
+    patches: bool,
+) -> Result<(u64, Vec<(u64, u32)>), Error> {
     let info = HeaderInfo {
         kernel_release: nix::sys::utsname::uname()
             .map(|u| u.release().as_encoded_bytes().to_vec())
@@ -112,7 +131,11 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     };
     let werr = |source| Error::Object(crate::objects::ObjectError::Write(source));
     let mut w = ImageWriter::new(out, &info).map_err(werr)?;
+    if patches {
+        w.allow_patches();
+    }
     namespace::dump_all(reg, &mut w)?;
+    mnt_ns::dump_all(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
     let page = crate::sys::page_size() as u64;
@@ -144,8 +167,8 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
         }
     }
     let bytes = w.position();
-    w.finish().map_err(werr)?;
-    Ok(bytes)
+    let (_, patches) = w.finish_patched().map_err(werr)?;
+    Ok((bytes, patches))
 }
 
 /// Checkpoints the tree rooted at `opts.root`; the tree keeps running.
@@ -153,7 +176,7 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
     let mut output = Output::create(&opts.output)?;
     let mut frozen = FrozenTree::freeze(opts.root)?;
     freeze::test_pause("after-freeze");
-    let mut reg = match collect(&frozen) {
+    let mut reg = match collect(&frozen, &opts.external) {
         Ok(reg) => reg,
         Err(e) => {
             // A task that died under us explains most collection errors:
@@ -164,9 +187,10 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
     };
     frozen.verify_alive()?;
     let path = output.path().to_path_buf();
-    let bytes = {
+    let seekable = output.can_patch();
+    let (bytes, patches) = {
         let mut w = BufWriter::with_capacity(1 << 20, output.writer());
-        let bytes = dump(&mut reg, &mut w).map_err(|e| match e {
+        let done = dump_patched(&mut reg, &mut w, seekable).map_err(|e| match e {
             Error::Object(crate::objects::ObjectError::Write(source)) => Error::Output {
                 path: path.clone(),
                 source,
@@ -177,9 +201,10 @@ pub fn checkpoint(opts: &CheckpointOptions) -> Result<Summary, Error> {
             path: path.clone(),
             source,
         })?;
-        bytes
+        done
     };
-    output.commit()?;
+    output.patch(&patches)?;
+    output.commit(opts.sync)?;
     if !opts.leave_running {
         // The image is complete: the tree ends here, as with CRIU. Killed
         // while still frozen, it runs no further instruction.

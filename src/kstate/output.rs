@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::Error;
@@ -76,8 +76,40 @@ impl Output {
         }
     }
 
-    /// Makes the image visible under its name (after a full write).
-    pub fn commit(mut self) -> Result<(), Error> {
+    /// Whether bytes already written can be written again in place (a new
+    /// regular file, not standard output, a pipe or a device).
+    pub fn can_patch(&self) -> bool {
+        matches!(self.target, Target::Temp { .. })
+    }
+
+    /// Writes each (offset, CRC) in place, little-endian: the record CRCs
+    /// an [`crate::image::ImageWriter`] deferred. Call after the stream is
+    /// flushed.
+    pub fn patch(&mut self, patches: &[(u64, u32)]) -> Result<(), Error> {
+        if patches.is_empty() {
+            return Ok(());
+        }
+        let Target::Temp { file, .. } = &self.target else {
+            return Err(Error::Output {
+                path: self.path.clone(),
+                source: io::Error::other(
+                    "record CRCs to write in place, but the output cannot seek",
+                ),
+            });
+        };
+        for &(at, crc) in patches {
+            file.write_all_at(&crc.to_le_bytes(), at)
+                .map_err(|source| Error::Output {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the image visible under its name (after a full write), flushed
+    /// to stable storage first with `sync`.
+    pub fn commit(mut self, sync: bool) -> Result<(), Error> {
         let path = self.path.clone();
         let err = |source| Error::Output {
             path: path.clone(),
@@ -91,7 +123,9 @@ impl Output {
                 tmp,
                 committed,
             } => {
-                file.sync_data().map_err(err)?;
+                if sync {
+                    file.sync_data().map_err(err)?;
+                }
                 std::fs::rename(&*tmp, &path).map_err(err)?;
                 *committed = true;
                 Ok(())

@@ -231,6 +231,8 @@ pub struct Registry {
     nsproxy_index: HashMap<NsproxyKey, usize>,
     pub tasks: Vec<TaskObject>,
     task_index: HashMap<i32, usize>,
+    /// The mounts of each mount namespace of the tree's own.
+    pub mount_tables: Vec<crate::objects::mnt_ns::MountTable>,
     /// Every pipe the tree's fds refer to, once each.
     pub pipes: Vec<crate::objects::files::PipeInfo>,
 }

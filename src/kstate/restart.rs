@@ -64,6 +64,8 @@ pub struct RestartOptions {
     pub join: Vec<JoinNs>,
     /// Namespace types created anew and left unconfigured (`--empty-ns`).
     pub empty: Vec<NsKind>,
+    /// `--external mnt[KEY]:PATH`: what to bind for each external mount.
+    pub external: Vec<String>,
 }
 
 /// One `--join-ns NS:PID|NS_FILE[:EXTRA]`: the namespace file, opened once
@@ -290,10 +292,15 @@ pub struct NsPlan {
     /// has no capability there): the kernel's cursor gives them, and the
     /// task checks it got the recorded pids (`userns::check_pids`).
     pub free_levels: usize,
+    /// The mnt_ns record of a new mount namespace it creates, whose mounts
+    /// it makes before its children (`objects::mnt_ns::restore`).
+    pub mnt: Option<u32>,
 }
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
     pub pipes: HashMap<u32, PipeView<'a>>,
+    /// The mounts of the tree's own mount namespaces.
+    pub mounts: crate::objects::mnt_ns::MountPlan<'a>,
 }
 
 /// Builds the plan; refuses what this version cannot restore.
@@ -373,7 +380,11 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
         }
     }
     plan_namespaces(img, &mut tasks)?;
-    Ok(Plan { tasks, pipes })
+    Ok(Plan {
+        tasks,
+        pipes,
+        mounts: Default::default(),
+    })
 }
 
 /// The ten namespace record ids of a task's nsproxy, in nsproxy order:
@@ -499,6 +510,9 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
                         ns.names = Some((u.hostname.to_vec(), u.domainname.to_vec()))
                     }
                     Object::IpcNs(r) => ns.ipc = crate::objects::ipc_ns::values(&r),
+                    Object::PlainNs(v) if v.kind == crate::image::Kind::MntNs => {
+                        ns.mnt = Some(target)
+                    }
                     _ => {}
                 }
             }
@@ -727,6 +741,10 @@ struct Resources {
     /// Held open so that the tasks block in read(2) rather than see EOF.
     _hold_w: OwnedFd,
     list: Vec<Resource>,
+    /// kstate's /proc (O_PATH, above the base): a task reads its pid as
+    /// kstate sees it there, since its own /proc may be a proc of its
+    /// restored pid namespace by then.
+    proc: OwnedFd,
     /// `--join-ns` namespaces (above the base), entered by the root before
     /// it creates its children; a user namespace is entered by every task
     /// last of all, by an injected setns.
@@ -851,7 +869,15 @@ fn open_resources(plan: &Plan<'_>, opts: &RestartOptions) -> Result<Resources, R
             spec: j.spec.clone(),
         });
     }
+    let proc: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open("/proc")
+        .map_err(task_err(0, "open /proc"))?
+        .into();
+    let proc = dup_above(&proc, base).map_err(task_err(0, "F_DUPFD"))?;
     Ok(Resources {
+        proc,
         base,
         ready_r,
         ready_w,
@@ -1008,6 +1034,14 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         std::fs::write("/proc/sys/kernel/domainname", domain)
             .map_err(|e| format!("domainname: {e}"))?;
     }
+    // The mounts of a mount namespace of the tree's own, made by the task
+    // that creates it (the init of its pid namespace, so that proc shows
+    // the restored pids) before its children, who inherit them.
+    if let Some(ns) = t.ns.mnt {
+        if !res.joins.iter().any(|j| j.kind == NsKind::Mnt) {
+            crate::objects::mnt_ns::restore(&plan.mounts, ns)?;
+        }
+    }
     // Sessions and the groups a task leads are made here, before its
     // children (which inherit them); joining a group led by another task
     // waits until every task exists (`join_group`), since its leader may be
@@ -1075,6 +1109,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     let mut keep = vec![
         res.ready_w.as_raw_fd() as u32,
         res.hold_r.as_raw_fd() as u32,
+        res.proc.as_raw_fd() as u32,
     ];
     keep.extend(
         res.joins
@@ -1113,7 +1148,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     }
     // The pid as kstate sees it (/proc is the restarting process's), which
     // differs from the image's when the task is in a pid namespace of its own.
-    let host = std::fs::read_link("/proc/self")
+    let host = nix::fcntl::readlinkat(res.proc.as_fd(), "self")
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
         .unwrap_or(0);
@@ -1125,6 +1160,8 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         sys::inject::BATCH_PROT as i32,
     )
     .map_err(|e| format!("scratch area at {:#x}: {e}", t.scratch))?;
+    // Not the task's: gone before it is restored.
+    let _ = sys::clone::close_range(res.proc.as_raw_fd() as u32, res.proc.as_raw_fd() as u32);
     nix::unistd::write(
         res.ready_w.as_fd(),
         format!("R{} {host}\n", t.pid).as_bytes(),
@@ -1502,6 +1539,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     })?;
     let mut plan = plan(&img)?;
     super::userns::check_join(&plan, &opts.join)?;
+    plan_mounts(&img, &mut plan, opts)?;
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
     phase("image validated, plan checked");
@@ -1577,6 +1615,29 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         return Ok(0);
     }
     wait_root(root)
+}
+
+/// The mounts of the tree's own mount namespaces, and the checks only the
+/// whole plan allows: each namespace's proc mounts show the pid namespace
+/// of the task that makes it, each external mount has its path.
+fn plan_mounts<'a>(
+    img: &Image<'a>,
+    plan: &mut Plan<'a>,
+    opts: &RestartOptions,
+) -> Result<(), RestartError> {
+    use crate::objects::mnt_ns;
+    plan.mounts = mnt_ns::plan(img, &opts.external).map_err(RestartError::Unsupported)?;
+    if opts.join.iter().any(|j| j.kind == NsKind::Mnt) {
+        return Ok(());
+    }
+    for t in &plan.tasks {
+        if let Some(ns) = t.ns.mnt {
+            let pid_ns = nsproxy_ids(img, &t.task)?[4];
+            mnt_ns::check_maker(&plan.mounts, ns, pid_ns, t.pid)
+                .map_err(RestartError::Unsupported)?;
+        }
+    }
+    Ok(())
 }
 
 /// Waits for the root, reaping orphans meanwhile; returns its exit code

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::image::format::ARCH_X86_64;
 use crate::image::reader::Object;
 use crate::image::{FormatError, Image};
-use crate::objects::{core, files, namespace, nsproxy, task, vma};
+use crate::objects::{core, files, mnt_ns, namespace, nsproxy, task, vma};
 use crate::procfs;
 
 fn arch_name(arch: u32) -> String {
@@ -37,6 +37,8 @@ pub fn object_json(id: u32, obj: &Object<'_>) -> Value {
         Object::Vma(v) => vma::describe_vma(v, &mut m),
         Object::Pipe(p) => files::describe_pipe(p, &mut m),
         Object::Fd(f) => files::describe_fd(f, &mut m),
+        Object::Mount(v) => mnt_ns::describe_mount(v, &mut m),
+        Object::MntFile(v) => mnt_ns::describe_file(v, &mut m),
         ns => namespace::describe(ns, &mut m),
     }
     Value::Object(m)
@@ -221,6 +223,39 @@ pub fn to_text(img: &Image<'_>) -> Result<String, FormatError> {
             threads,
             o["exe"]
         );
+    }
+    let mounts: Vec<&Value> = of("mount").collect();
+    if !mounts.is_empty() {
+        out.push_str("mounts:\n");
+    }
+    for o in mounts {
+        let words = |v: &Value| -> String {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let _ = writeln!(
+            out,
+            "  {} mnt_ns {} #{} {} {} {} source {} root {} {} [{}] {}",
+            r(&o["id"]),
+            r(&o["mnt_ns"]),
+            o["index"],
+            o["how"].as_str().unwrap_or("?"),
+            o["mountpoint"].as_str().unwrap_or("?"),
+            o["fstype"].as_str().unwrap_or("?"),
+            o["source"].as_str().unwrap_or("?"),
+            o["root"].as_str().unwrap_or("?"),
+            words(&o["flags"]),
+            o["options"].as_str().unwrap_or("?"),
+            words(&o["propagation"]),
+        );
+    }
+    let files = of("mnt_file").count();
+    if files > 0 {
+        let _ = writeln!(out, "tmpfs entries: {files}");
     }
     let extents = of("extent").count();
     if extents > 0 {

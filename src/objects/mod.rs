@@ -5,6 +5,7 @@ pub mod core;
 pub mod files;
 pub mod ipc_ns;
 pub mod mm;
+pub mod mnt_ns;
 pub mod namespace;
 pub mod nsproxy;
 pub mod pid_ns;
@@ -64,6 +65,16 @@ pub enum ObjectError {
     Unsupported { pid: i32, object: String },
     #[error("task {pid}: {what}")]
     Task { pid: i32, what: String },
+    #[error("mount namespace {ns}: mount {mountpoint} ({fstype}, source {device}): {what}")]
+    Mount {
+        ns: NsKey,
+        mountpoint: String,
+        fstype: String,
+        device: String,
+        what: String,
+    },
+    #[error("{0}")]
+    Option(String),
     #[error("writing the image: {0}")]
     Write(#[source] io::Error),
 }

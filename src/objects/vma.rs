@@ -139,27 +139,15 @@ pub fn dump<W: Write>(
         let pages = if runs.is_empty() {
             Ref::UNDEF
         } else {
-            // Two passes over the frozen task's memory, through one small
-            // buffer: the first for the CRC (which the record's header
-            // carries, ahead of the data, so that the image streams), the
-            // second to write. The second pass checks the memory did not
-            // change in between.
             let tagged: Vec<_> = runs.iter().map(|r| (i, *r)).collect();
             let mem_err = |e: super::mm::MmError| ObjectError::Unsupported {
                 pid,
                 object: format!("memory {:#x}-{:#x}: {e}", v.start, v.end),
             };
-            let mut first = crc32fast::Hasher::new();
-            super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
-                first.update(chunk);
-                Ok(())
-            })
-            .map_err(mem_err)?;
-            let mut second = crc32fast::Hasher::new();
-            let r = w
-                .push_extent_streamed(task, bytes, &first, |sink| {
+            let stream =
+                |sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+                 progress: &mut crate::kstate::progress::Progress| {
                     super::mm::read_pages(pid, &tagged, &mut |addr, chunk| {
-                        second.update(chunk);
                         progress.add(chunk.len() as u64);
                         sink(chunk).map_err(|source| super::mm::MmError::Write {
                             pid,
@@ -173,17 +161,47 @@ pub fn dump<W: Write>(
                         super::mm::MmError::Write { source, .. } => source,
                         other => std::io::Error::other(other.to_string()),
                     })
+                };
+            let r = if w.can_patch() {
+                // One pass: the CRC is computed as the pages stream, and
+                // written into the record's header afterwards.
+                w.push_extent_deferred(task, bytes, |sink| stream(sink, progress))
+                    .map_err(ObjectError::Write)?
+            } else {
+                // Two passes over the frozen task's memory, through one
+                // small buffer: the first for the CRC (which the record's
+                // header carries, ahead of the data, so that the image
+                // streams), the second to write. The second pass checks the
+                // memory did not change in between.
+                let mut first = crc32fast::Hasher::new();
+                super::mm::read_pages(pid, &tagged, &mut |_, chunk| {
+                    first.update(chunk);
+                    Ok(())
                 })
-                .map_err(ObjectError::Write)?;
-            if second.finalize() != first.clone().finalize() {
-                return Err(ObjectError::Task {
-                    pid,
-                    what: format!(
-                        "memory {:#x}-{:#x} changed while it was being dumped",
-                        v.start, v.end
-                    ),
-                });
-            }
+                .map_err(mem_err)?;
+                let mut second = crc32fast::Hasher::new();
+                let r = w
+                    .push_extent_streamed(task, bytes, &first, |sink| {
+                        stream(
+                            &mut |chunk| {
+                                second.update(chunk);
+                                sink(chunk)
+                            },
+                            progress,
+                        )
+                    })
+                    .map_err(ObjectError::Write)?;
+                if second.finalize() != first.clone().finalize() {
+                    return Err(ObjectError::Task {
+                        pid,
+                        what: format!(
+                            "memory {:#x}-{:#x} changed while it was being dumped",
+                            v.start, v.end
+                        ),
+                    });
+                }
+                r
+            };
             total += bytes;
             r
         };

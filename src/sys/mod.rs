@@ -4,6 +4,7 @@
 
 pub mod clone;
 pub mod inject;
+pub mod mnt;
 pub mod nsquery;
 pub mod pipe;
 pub mod ptrace;

@@ -443,6 +443,159 @@ pub fn image_with_extent() -> Vec<u8> {
     b.finish()
 }
 
+/// One mount record of mount namespace `ns`.
+#[allow(clippy::too_many_arguments)]
+pub fn mount(
+    b: &mut Builder,
+    ns: Ref,
+    pid_ns: Ref,
+    index: u32,
+    how: u32,
+    bind_of: u32,
+    mountpoint: &[u8],
+    root: &[u8],
+    fstype: &[u8],
+    source: &[u8],
+) -> Ref {
+    use kstate::image::format::{mount_flags, MountRecord, MOUNT_NONE};
+    let len = |v: &[u8]| U32::new(v.len() as u32);
+    let options: &[u8] = b"rw,size=64k";
+    let rec = MountRecord {
+        mnt_ns: ns,
+        pid_ns,
+        index: U32::new(index),
+        parent: U32::new(if index == 0 { MOUNT_NONE } else { 0 }),
+        how: U32::new(how),
+        bind_of: U32::new(bind_of),
+        mnt_flags: U32::new(mount_flags::NOSUID | mount_flags::RELATIME),
+        propagation: U32::new(1),
+        peer_group: U32::new(1),
+        dev: U64::new(if index == 0 { 0xfe00 } else { 0 }),
+        mountpoint_len: len(mountpoint),
+        root_len: len(root),
+        fstype_len: len(fstype),
+        source_len: len(source),
+        options_len: len(options),
+        ..Default::default()
+    };
+    b.push(
+        Kind::Mount,
+        &rec,
+        &[mountpoint, root, fstype, source, options, b""],
+    )
+}
+
+/// One tmpfs entry of mount `m`.
+pub fn mnt_file(
+    b: &mut Builder,
+    m: Ref,
+    path: &[u8],
+    mode: u32,
+    data: &[u8],
+    target: &[u8],
+) -> Ref {
+    let extent = if data.is_empty() {
+        Ref::UNDEF
+    } else {
+        b.extent(m, data)
+    };
+    let rec = kstate::image::format::MntFileRecord {
+        mount: m,
+        data: extent,
+        mode: U32::new(mode),
+        uid: U32::new(1000),
+        gid: U32::new(1000),
+        data_crc: U32::new(if data.is_empty() {
+            0
+        } else {
+            crc32fast::hash(data)
+        }),
+        size: U64::new(data.len() as u64),
+        mtime_sec: I64::new(1_700_000_000),
+        mtime_nsec: I64::new(5),
+        path_len: U32::new(path.len() as u32),
+        target_len: U32::new(target.len() as u32),
+        ..Default::default()
+    };
+    b.push(Kind::MntFile, &rec, &[path, target])
+}
+
+/// A minimal tree whose mount namespace holds an inherited root, a new
+/// proc (showing its pid namespace), a tmpfs with a directory, a file
+/// and a link, and a bind of the tmpfs's directory. `bad_path` replaces
+/// the file's path (for a malformed fixture).
+pub fn image_with_mounts(bad_path: Option<&[u8]>) -> Vec<u8> {
+    use kstate::image::format::{mount_how, MOUNT_NONE};
+    let mut b = Builder::new();
+    let (outer, inner) = b.user_pair();
+    let pid = b.pid_ns(0, outer, Ref::UNDEF, 0, 1);
+    let set = b.ns_set(inner, pid, pid);
+    let np = b.nsproxy(1, &set);
+    b.task(&TaskSpec::new(Ref::UNDEF, np, 0, &[1]));
+    let mnt = set.mnt;
+    let n = MOUNT_NONE;
+    mount(
+        &mut b,
+        mnt,
+        Ref::UNDEF,
+        0,
+        mount_how::INHERITED,
+        n,
+        b"/",
+        b"/",
+        b"ext4",
+        b"/dev/vda",
+    );
+    mount(
+        &mut b,
+        mnt,
+        pid,
+        1,
+        mount_how::NEW,
+        n,
+        b"/proc",
+        b"/",
+        b"proc",
+        b"proc",
+    );
+    let t = mount(
+        &mut b,
+        mnt,
+        Ref::UNDEF,
+        2,
+        mount_how::NEW,
+        n,
+        b"/mnt/t",
+        b"/",
+        b"tmpfs",
+        b"kst",
+    );
+    mnt_file(&mut b, t, b"", 0o40755, b"", b"");
+    mnt_file(&mut b, t, b"sub", 0o40700, b"", b"");
+    mnt_file(
+        &mut b,
+        t,
+        bad_path.unwrap_or(b"sub/file"),
+        0o100640,
+        b"alpha\n",
+        b"",
+    );
+    mnt_file(&mut b, t, b"link", 0o120777, b"", b"sub/file");
+    mount(
+        &mut b,
+        mnt,
+        Ref::UNDEF,
+        3,
+        mount_how::BIND,
+        2,
+        b"/mnt/b",
+        b"/sub",
+        b"tmpfs",
+        b"kst",
+    );
+    b.finish()
+}
+
 /// A large, flat image: one set of namespaces, one nsproxy and `n_tasks`
 /// tasks forming a tree (task i's parent is task (i-1)/8). Built in O(n).
 pub fn image_many(n_tasks: usize) -> Vec<u8> {
@@ -574,6 +727,16 @@ pub fn fixtures() -> Vec<Fixture> {
             "a minimal tree plus a one-page extent owned by the task and an empty unowned extent",
         ),
         fx("valid-many.kst", image_many(64), "image_many(64): 64 tasks in a tree sharing one nsproxy"),
+        fx(
+            "valid-mounts.kst",
+            image_with_mounts(None),
+            "a minimal tree whose mount ns has an inherited root, a new proc, a tmpfs with a dir, a file (data in an extent) and a link, and a bind",
+        ),
+        fx(
+            "bad-mnt-path.kst",
+            image_with_mounts(Some(b"sub/../../etc/passwd")),
+            "valid-mounts with a tmpfs file path that climbs out of its mount",
+        ),
     ];
 
     let mut b = minimal.clone();

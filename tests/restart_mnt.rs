@@ -1,0 +1,380 @@
+//! The tree's own mount namespace (root): fixtures/mntns.c runs in fresh
+//! pid, mount, ipc and net namespaces, makes its copy of / nosuid,nodev,
+//! and mounts its own proc, tmpfs mounts
+//! with files (one overmounted in part, one read-only, one shared with a
+//! slave bind of it, one unbindable, one wholly hidden by another), bind
+//! mounts (of a host directory, read-only and nosuid, and of a tmpfs
+//! directory), devpts, mqueue and a read-only sysfs; its child has a mount
+//! namespace of its own, copied from the root's, with one more tmpfs. After
+//! restart the restored root's and child's mountinfo are the same, line by line (order,
+//! flags, options, propagation), the files are there, the workload's own
+//! checks pass (proc shows the restored pids), and a second checkpoint
+//! equals the first under `kstate diff`. A mount kstate cannot make (ramfs)
+//! is refused at checkpoint naming it, unless marked external; a restart
+//! that fails while mounting leaves no process and no mount behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::restart::*;
+
+/// The scratch directory with the mount points the fixture expects.
+fn scratch(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    for d in [
+        "t", "src", "b", "b2", "ro", "sh", "sl", "ub", "pts", "mq", "sys", "z", "a", "ram", "img",
+        "host",
+    ] {
+        std::fs::create_dir_all(p.join(d)).expect("scratch dir");
+    }
+    std::fs::write(p.join("src/hello"), "hi\n").expect("src/hello");
+    p
+}
+
+/// One mountinfo line without what legitimately changes (mount ids, device
+/// numbers of new superblocks, peer group numbers, which are renumbered in
+/// order of appearance).
+fn mounts(pid: i32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+    let mut groups: Vec<String> = Vec::new();
+    text.lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            let dash = w.iter().position(|x| *x == "-").expect("separator");
+            let tags: Vec<String> = w[6..dash]
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some((k, g)) => {
+                        if !groups.iter().any(|x| x == g) {
+                            groups.push(g.to_string());
+                        }
+                        let n = groups.iter().position(|x| x == g).unwrap_or(0);
+                        format!("{k}:{n}")
+                    }
+                    None => t.to_string(),
+                })
+                .collect();
+            format!(
+                "{} {} {} [{}] - {}",
+                w[3],
+                w[4],
+                w[5],
+                tags.join(" "),
+                w[dash + 1..].join(" ")
+            )
+        })
+        .collect()
+}
+
+fn mounts_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{name}/mountinfo")) {
+            if text.contains(&needle) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Kills the tree whose root a pidfile names, when dropped.
+struct TreeGuard(PathBuf);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            kill_tree(pid);
+        }
+    }
+}
+
+fn read_in(pid: i32, path: &Path) -> Vec<u8> {
+    let p = format!("/proc/{pid}/root{}", path.display());
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+#[test]
+fn mounts_come_back_in_order_with_flags_files_and_propagation() {
+    let dir = scratch("mnt-all");
+    let d = dir.to_str().unwrap();
+    let mut w = Reaped::start("mntns", &[d]);
+    let before = mounts(w.root);
+    let child = common::children(w.root)[0];
+    let child_before = mounts(child);
+    assert!(child_before.iter().any(|l| l.contains("tmpfs kst-child")));
+    for what in [
+        "tmpfs kst-tmp",
+        "shared:0",
+        "master:0",
+        "unbindable",
+        "devpts",
+        "mqueue",
+    ] {
+        assert!(
+            before.iter().any(|l| l.contains(what)),
+            "{what} in {before:#?}"
+        );
+    }
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    assert!(
+        mounts_mentioning(&dir).is_empty(),
+        "the original's mounts died with it"
+    );
+
+    let r = Restarted::start(&a, &dir.join("img"));
+    let after = mounts(r.root);
+    assert_eq!(
+        after, before,
+        "mountinfo of the restored root, line by line"
+    );
+    // proc shows the restored pid namespace: the root is 1 in it.
+    let status = String::from_utf8(read_in(r.root, Path::new("/proc/1/status"))).unwrap();
+    assert!(status.contains("NSpid:\t1"), "{status}");
+    assert_eq!(read_in(r.root, &dir.join("t/a.txt")), b"alpha");
+    assert_eq!(read_in(r.root, &dir.join("t/sub/top")), b"top");
+    let blob: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    assert_eq!(
+        read_in(r.root, &dir.join("b2/b.bin")),
+        blob,
+        "the overmounted file, through the bind made before the overmount"
+    );
+    let link = std::fs::read_link(format!("/proc/{}/root{}/t/link", r.root, d)).unwrap();
+    assert_eq!(link, Path::new("a.txt"));
+    // Nothing leaked into the test's own namespace.
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(d));
+
+    let b = dir.join("img/b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "second checkpoint differs:\n{text}");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unsupported_mount_is_refused_naming_it_unless_marked_external() {
+    let dir = scratch("mnt-ext");
+    let d = dir.to_str().unwrap();
+    let ram = format!("{d}/ram");
+    let mut w = Reaped::start("mntns", &[d, "ramfs"]);
+    let pids = common::tree_pids(w.root);
+    let a = dir.join("img/a.kst");
+    let root = w.root.to_string();
+    let out = common::run_kstate(
+        &[
+            "checkpoint",
+            "-t",
+            &root,
+            "-o",
+            a.to_str().unwrap(),
+            "--leave-running",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a ramfs mount was accepted");
+    assert!(
+        err.contains(&ram) && err.contains("ramfs") && err.contains("--external"),
+        "{err}"
+    );
+    assert!(!a.exists(), "no image after a refused checkpoint");
+    common::assert_running_untraced(&pids);
+    // An external mark on a mount point with no mount is refused too.
+    let out = common::run_kstate(
+        &[
+            "checkpoint",
+            "-t",
+            &root,
+            "-o",
+            a.to_str().unwrap(),
+            "--leave-running",
+            "--external",
+            &format!("mnt[{ram}]:ram"),
+            "--external",
+            &format!("mnt[{d}/nothing]:x"),
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nothing]: no mount there"), "{err}");
+    common::assert_running_untraced(&pids);
+
+    // Marked external, it is recorded by its key; the restart binds the
+    // path given for the key there.
+    let spec = format!("mnt[{ram}]:ram");
+    checkpoint_ok(w.root, &a, &["--external", &spec]);
+    w.wait_gone();
+    std::fs::write(dir.join("host/given"), "from the host").unwrap();
+    let host = format!("mnt[ram]:{d}/host");
+    let r = Restarted::start_with(&a, &dir.join("img"), &["--external", &host]);
+    assert_eq!(
+        read_in(r.root, Path::new(&format!("{ram}/given"))),
+        b"from the host"
+    );
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_restart_failing_while_mounting_leaves_no_process_nor_mount() {
+    let dir = scratch("mnt-fail");
+    let d = dir.to_str().unwrap();
+    let ram = format!("{d}/ram");
+    let mut w = Reaped::start("mntns", &[d, "ramfs"]);
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &["--external", &format!("mnt[{ram}]:ram")]);
+    w.wait_gone();
+    // Should a restart wrongly succeed, its tree goes when the test ends.
+    let pidfile = dir.join("img/pid");
+    let _guard = TreeGuard(pidfile.clone());
+    let pf = pidfile.to_str().unwrap();
+    // No path for the key: refused before anything is made.
+    let out = common::run_kstate(
+        &["restart", a.to_str().unwrap(), "-d", "--pidfile", pf],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--external mnt[ram]:PATH"), "{err}");
+    // A path that is not there: the bind fails after the mounts before it
+    // (proc, the tmpfs mounts with their files, …) were made.
+    let missing = format!("mnt[ram]:{d}/not-there");
+    let out = common::run_kstate(
+        &[
+            "restart",
+            a.to_str().unwrap(),
+            "-d",
+            "--pidfile",
+            pf,
+            "--external",
+            &missing,
+        ],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restart with a missing bind source");
+    assert!(err.contains(&ram) && err.contains("not-there"), "{err}");
+    // kstate has exited: every task it made is gone, and with them their
+    // mount namespace; no process anywhere sees a mount under the scratch
+    // directory, and the test's own namespace got none.
+    assert_eq!(mounts_mentioning(&dir), Vec::<String>::new());
+    let restored_tmpfs = std::fs::read_dir(dir.join("t")).unwrap().count();
+    assert_eq!(restored_tmpfs, 0, "the host's mount point is empty");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_open_file_on_the_trees_own_mount_is_refused_naming_it() {
+    let dir = scratch("mnt-fd");
+    let d = dir.to_str().unwrap();
+    let w = Reaped::start("mntns", &[d, "openfd"]);
+    let pids = common::tree_pids(w.root);
+    let a = dir.join("img/a.kst");
+    let root = w.root.to_string();
+    let out = common::run_kstate(
+        &["checkpoint", "-t", &root, "-o", a.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "an fd on a tmpfs of the tree was accepted"
+    );
+    assert!(
+        err.contains(&format!("{d}/t/a.txt")) && err.contains(&format!("mount at {d}/t ")),
+        "{err}"
+    );
+    // Refused, so not killed: the tree runs on.
+    common::assert_running_untraced(&pids);
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run inside a mount namespace whose mounts are all shared (as on a
+/// systemd host): the restart's copy of it is made of peers of those
+/// mounts, so the mounts the restored tree makes would propagate back into
+/// it unless kstate first gives the inherited mounts the propagation they
+/// had (private, here). The whole scenario runs in a child process
+/// (`unshare -m --propagation shared`, then the test's reaper, then a shell
+/// script), which prints OK when the restored tree has its mounts and the
+/// restarting namespace got none of them.
+#[test]
+fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("mnt-shared");
+    let script = r#"
+        "$BIN" "$DIR" > "$DIR/img/ready" &
+        i=0
+        until grep -q READY "$DIR/img/ready"; do
+            i=$((i + 1)); [ $i -lt 1000 ] || { echo "no READY"; exit 1; }; sleep 0.01
+        done
+        root=$(awk '{print $2}' "$DIR/img/ready")
+        grep -q " shared:" /proc/self/mountinfo || { echo "not shared"; exit 1; }
+        "$KSTATE" checkpoint -t "$root" -o "$DIR/img/a.kst" || { echo "checkpoint failed"; exit 1; }
+        wait
+        "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" || { echo "restart failed"; exit 1; }
+        r=$(cat "$DIR/img/pid")
+        grep -q kst-tmp "/proc/$r/mountinfo" || { echo "restored tree without its mounts"; exit 1; }
+        if grep -q "$DIR/" /proc/self/mountinfo; then
+            echo "leaked:"; grep "$DIR/" /proc/self/mountinfo; kill -KILL "$r"; exit 1
+        fi
+        kill -TERM "$r"
+        echo OK
+    "#;
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "shared"])
+        .arg(common::build_fixture("reaper"))
+        .args(["sh", "-c", script])
+        .env("BIN", common::build_fixture("mntns"))
+        .env("DIR", &dir)
+        .env("KSTATE", common::kstate_bin())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                kill_tree(pid);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the shared-namespace scenario did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end().ends_with("OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
