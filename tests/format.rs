@@ -612,7 +612,7 @@ fn deferred_extent_crc_is_patched_in_place() {
     use kstate::image::{HeaderInfo, ImageWriter};
     let data: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 7 % 251) as u8).collect();
     let stream = |sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>| {
-        data.chunks(1000).try_for_each(|c| sink(c))
+        data.chunks(1000).try_for_each(&mut *sink)
     };
     let mut w = ImageWriter::new(Vec::new(), &HeaderInfo::default()).unwrap();
     w.allow_patches();
