@@ -587,6 +587,7 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
             "restart must run in a single-threaded process".into(),
         ));
     }
+    let mut checked: std::collections::HashSet<(&[u8], u64, u64)> = Default::default();
     for t in &plan.tasks {
         let dir = procfs::pid_path(t.pid, "comm");
         if t.ns.own_pid_ns {
@@ -617,7 +618,11 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
             }
         }
         for v in &t.vmas {
-            if v.kind() == vma_kind::FILE {
+            // The same library is mapped by every task, several times:
+            // each file is looked at once.
+            if v.kind() == vma_kind::FILE
+                && checked.insert((v.path, v.rec.dev.get(), v.rec.ino.get()))
+            {
                 let user = || format!("task {} maps it at {:#x}", t.pid, v.rec.start.get());
                 check_identity(v.path, v.rec.dev.get(), v.rec.ino.get(), user)?;
             }
@@ -692,15 +697,15 @@ fn check_identity(
     user: impl Fn() -> String,
 ) -> Result<(), RestartError> {
     let p = os_path(path);
-    let shown = procfs::show(path);
+    let shown = || procfs::show(path);
     match std::fs::metadata(p) {
         Err(e) => Err(RestartError::File {
-            path: shown,
+            path: shown(),
             what: format!("is gone ({e}); {}", user()),
         }),
         Ok(m) if m.ino() != ino || m.dev() != dev && !is_map_dev_match(dev, m.dev()) => {
             Err(RestartError::File {
-                path: shown,
+                path: shown(),
                 what: format!(
                     "is not the file that was checkpointed (inode {} now, {ino} then); {}",
                     m.ino(),
@@ -1423,8 +1428,9 @@ fn restore_all(
         w.layout = Some(layout);
         w.checks = checks;
     }
-    // 3. The pages, the scratch area gone, the registers.
-    for mut w in work {
+    // 3. The pages, then the scratch area unmapped (started in every task,
+    // then awaited).
+    for w in work.iter_mut() {
         let (t, pid) = (w.t, w.t.pid);
         let ierr = inject_err(pid);
         let started = w.started.take().ok_or_else(|| ierr(missing()))?;
@@ -1433,13 +1439,20 @@ fn restore_all(
         vma::fill(img, t, &mut w.inj)?;
         let scratch = w.layout.as_ref().map_or(t.scratch, |l| l.scratch);
         w.inj
-            .call(
-                "munmap",
-                libc::SYS_munmap,
-                [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0],
-            )
+            .start_call(libc::SYS_munmap, [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0])
             .map_err(&ierr)?;
-        w.inj.finish().map_err(&ierr)?;
+    }
+    // 4. The injection sessions end (each task back in an event stop).
+    let mut finishing = Vec::with_capacity(work.len());
+    for mut w in work {
+        let ierr = inject_err(w.t.pid);
+        w.inj.complete_call("munmap").map_err(&ierr)?;
+        finishing.push((w.t, w.inj.finish_start().map_err(&ierr)?));
+    }
+    // 5. The registers.
+    for (t, f) in finishing {
+        let pid = t.pid;
+        f.complete().map_err(inject_err(pid))?;
         let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
             pid,
             what: "no core record".into(),

@@ -651,6 +651,13 @@ impl Injector {
     fn run_to_syscall_stop(&mut self, step: &'static str) -> Result<Phase, InjectError> {
         let tid = self.tid;
         ptrace_syscall(tid, 0).map_err(ptrace_err(tid, step))?;
+        self.wait_syscall_stop(step)
+    }
+
+    /// Waits for the next syscall stop of a thread resumed by
+    /// PTRACE_SYSCALL, taking over any signal that stops it on the way.
+    fn wait_syscall_stop(&mut self, step: &'static str) -> Result<Phase, InjectError> {
+        let tid = self.tid;
         loop {
             match self.wait_stop(step)? {
                 Stop::Signal(sig) if sig & 0x7f == libc::SIGTRAP => {
@@ -739,6 +746,59 @@ impl Injector {
         let ret = after.rax as i64;
         log::debug!("task {tid}: injected syscall {nr} returned {ret}");
         Ok(ret)
+    }
+
+    /// The first half of [`Injector::call`]: the thread is resumed towards
+    /// the call, and left running, so that the caller can start calls in
+    /// other threads meanwhile. Finish with [`Injector::complete_call`].
+    pub fn start_call(&mut self, nr: i64, args: [u64; 6]) -> Result<(), InjectError> {
+        let tid = self.tid;
+        let mut r = self.saved;
+        r.rip = self.syscall_ip;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        self.resumed = true;
+        regs::set_regs(tid, &r)?;
+        ptrace_syscall(tid, 0).map_err(ptrace_err(tid, "run to injected syscall entry"))
+    }
+
+    /// The second half of [`Injector::call`] for a call started with
+    /// [`Injector::start_call`]; `call` names it in errors.
+    pub fn complete_call(&mut self, call: &'static str) -> Result<u64, InjectError> {
+        let tid = self.tid;
+        for (step, want_exit) in [
+            ("run to injected syscall entry", false),
+            ("run to injected syscall exit", true),
+        ] {
+            if want_exit {
+                ptrace_syscall(tid, 0).map_err(ptrace_err(tid, step))?;
+            }
+            match (self.wait_syscall_stop(step)?, want_exit) {
+                (Phase::Entry, false) | (Phase::Exit, true) => {}
+                _ => {
+                    return Err(InjectError::UnexpectedStop {
+                        tid,
+                        step,
+                        stop: Stop::Signal(libc::SIGTRAP),
+                    })
+                }
+            }
+        }
+        let ret = regs::get_regs(tid)?.rax as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(InjectError::Syscall {
+                tid,
+                call,
+                errno: (-ret) as i32,
+            });
+        }
+        Ok(ret as u64)
     }
 
     /// Like [`Injector::syscall`], with a result in -4095..-1 (-errno)
@@ -1060,6 +1120,13 @@ impl Injector {
     }
 
     fn restore(&mut self) -> Result<(), InjectError> {
+        self.restore_start()?;
+        self.restore_complete()
+    }
+
+    /// The first half of [`Injector::restore`]: up to the thread running
+    /// towards its event stop.
+    fn restore_start(&mut self) -> Result<(), InjectError> {
         let tid = self.tid;
         self.done = true;
         let mask = self.requeue()?;
@@ -1075,7 +1142,13 @@ impl Injector {
         // The trap comes before any signal is dequeued.
         let step = "return to an event stop";
         ptrace::interrupt(tid).map_err(ptrace_err(tid, step))?;
-        ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))?;
+        ptrace_cont(tid, 0).map_err(ptrace_err(tid, step))
+    }
+
+    /// The second half of [`Injector::restore`]: the event stop.
+    fn restore_complete(&mut self) -> Result<(), InjectError> {
+        let tid = self.tid;
+        let step = "return to an event stop";
         match self.wait_stop(step)? {
             Stop::Event { event, .. } if event == libc::PTRACE_EVENT_STOP => Ok(()),
             stop => Err(InjectError::UnexpectedStop { tid, step, stop }),
@@ -1094,9 +1167,35 @@ impl Injector {
         self.restore()
     }
 
+    /// The first half of [`Injector::finish`]: the thread is left running
+    /// towards its event stop, so that the caller can finish other threads
+    /// meanwhile. Complete with [`Finishing::complete`].
+    pub fn finish_start(mut self) -> Result<Finishing, InjectError> {
+        if !self.touched() {
+            self.done = true;
+            return Ok(Finishing(None));
+        }
+        self.restore_start()?;
+        Ok(Finishing(Some(self)))
+    }
+
     /// True when there is something to undo.
     fn touched(&self) -> bool {
         self.resumed || !self.pending.is_empty()
+    }
+}
+
+/// An injection session being finished ([`Injector::finish_start`]).
+#[must_use = "a finishing session must be completed"]
+pub struct Finishing(Option<Injector>);
+
+impl Finishing {
+    /// Waits for the thread's event stop: the session is over.
+    pub fn complete(mut self) -> Result<(), InjectError> {
+        match self.0.as_mut() {
+            Some(inj) => inj.restore_complete(),
+            None => Ok(()),
+        }
     }
 }
 
