@@ -330,6 +330,22 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Zeros to compare padding with (an extent's padding is under a page).
+static ZEROS: [u8; EXTENT_ALIGN as usize] = [0; EXTENT_ALIGN as usize];
+
+/// The offset of the first byte of `b` that is not zero: compared a page at
+/// a time with a page of zeros (memcmp), byte by byte only to say where.
+fn first_nonzero(b: &[u8]) -> Option<usize> {
+    let mut off = 0;
+    for chunk in b.chunks(ZEROS.len()) {
+        if chunk != &ZEROS[..chunk.len()] {
+            return chunk.iter().position(|x| *x != 0).map(|p| off + p);
+        }
+        off += chunk.len();
+    }
+    None
+}
+
 impl<'a> Image<'a> {
     /// Validates the whole image. Nothing about it is trusted before this
     /// returns `Ok`.
@@ -583,10 +599,7 @@ impl<'a> Image<'a> {
                     next: index_offset,
                 });
             }
-            if let Some(p) = self.bytes[end as usize..next as usize]
-                .iter()
-                .position(|b| *b != 0)
-            {
+            if let Some(p) = first_nonzero(&self.bytes[end as usize..next as usize]) {
                 return Err(FormatError::NonZeroPadding {
                     at,
                     offset: end + p as u64,
@@ -1319,7 +1332,7 @@ impl<'a> Image<'a> {
                 let data_offset = align_up(fixed_end, EXTENT_ALIGN).unwrap_or(u64::MAX);
                 let pad = data_offset - fixed_end;
                 let padding = cur.take::<u8>(pad, "data_len")?;
-                if let Some(p) = padding.iter().position(|b| *b != 0) {
+                if let Some(p) = first_nonzero(padding) {
                     return Err(FormatError::NonZeroPadding {
                         at,
                         offset: fixed_end + p as u64,

@@ -1104,10 +1104,17 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             .map_err(|e| format!("dup3 to fd {}: {e}", r.target))?;
         targets.push(r.target);
     }
-    for fd in 0..res.base {
-        if !targets.contains(&fd) {
-            let _ = sys::clone::close_range(fd as u32, fd as u32);
+    // One close_range per gap between the task's own descriptors.
+    targets.sort_unstable();
+    let mut next = 0;
+    for &fd in targets.iter().filter(|&&fd| fd < res.base) {
+        if fd > next {
+            let _ = sys::clone::close_range(next as u32, fd as u32 - 1);
         }
+        next = next.max(fd + 1);
+    }
+    if res.base > next {
+        let _ = sys::clone::close_range(next as u32, res.base as u32 - 1);
     }
     // Up to the last possible fd: kstate may have inherited descriptors
     // anywhere, and none of them belongs to the task.
@@ -1550,12 +1557,14 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         path: opts.image.clone(),
         source,
     })?;
+    phase("image validated");
     let mut plan = plan(&img)?;
     super::userns::check_join(&plan, &opts.join)?;
     plan_mounts(&img, &mut plan, opts)?;
+    phase("planned");
     preflight(&plan)?;
     super::freeze::test_pause("after-checks");
-    phase("image validated, plan checked");
+    phase("checks passed");
     let res = open_resources(&plan, opts)?;
     phase("resources opened");
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
