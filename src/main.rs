@@ -53,6 +53,11 @@ enum Command {
         /// Create this namespace anew and leave it unconfigured (net).
         #[arg(long = "empty-ns", value_name = "NS")]
         empty_ns: Vec<String>,
+        /// A veth whose peer was outside the tree: its outer end is made in
+        /// kstate's own network namespace as OUTER, on BRIDGE if given
+        /// (CRIU's syntax). Repeatable.
+        #[arg(long = "external", value_name = "veth[INNER]:OUTER[@BRIDGE]")]
+        external: Vec<String>,
     },
     /// Show an image's objects.
     Show {
@@ -110,7 +115,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             pidfile,
             join_ns,
             empty_ns,
+            external,
         } => {
+            let external = external
+                .iter()
+                .map(|s| kstate::objects::net_restore::ExternalVeth::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
             let (join, empty) = kstate::kstate::restart::parse_ns_options(&join_ns, &empty_ns)
                 .map_err(|e| e.to_string())?;
             let opts = kstate::kstate::restart::RestartOptions {
@@ -119,6 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 pidfile,
                 join,
                 empty,
+                external,
             };
             let result = kstate::kstate::restart::restart(&opts);
             kstate::kstate::freeze::test_pause("before-exit");

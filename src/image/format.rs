@@ -194,10 +194,18 @@ pub enum Kind {
     Pipe = 15,
     /// One entry of a task's fd table (1.1).
     Fd = 16,
+    /// Network namespace contents (see image/net.rs): a link, an address,
+    /// a route, a policy rule, a netns id, a sysctl.
+    NetLink = 17,
+    NetAddr = 18,
+    NetRoute = 19,
+    NetRule = 20,
+    NetNsid = 21,
+    NetSysctl = 22,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 22] = [
         Kind::UserNs,
         Kind::PidNs,
         Kind::UtsNs,
@@ -214,6 +222,12 @@ impl Kind {
         Kind::Vma,
         Kind::Pipe,
         Kind::Fd,
+        Kind::NetLink,
+        Kind::NetAddr,
+        Kind::NetRoute,
+        Kind::NetRule,
+        Kind::NetNsid,
+        Kind::NetSysctl,
     ];
 
     pub fn from_raw(raw: u16) -> Option<Kind> {
@@ -234,6 +248,12 @@ impl Kind {
             14 => Kind::Vma,
             15 => Kind::Pipe,
             16 => Kind::Fd,
+            17 => Kind::NetLink,
+            18 => Kind::NetAddr,
+            19 => Kind::NetRoute,
+            20 => Kind::NetRule,
+            21 => Kind::NetNsid,
+            22 => Kind::NetSysctl,
             _ => return None,
         })
     }
@@ -257,6 +277,12 @@ impl Kind {
             Kind::Vma => "vma",
             Kind::Pipe => "pipe",
             Kind::Fd => "fd",
+            Kind::NetLink => "net_link",
+            Kind::NetAddr => "net_addr",
+            Kind::NetRoute => "net_route",
+            Kind::NetRule => "net_rule",
+            Kind::NetNsid => "net_nsid",
+            Kind::NetSysctl => "net_sysctl",
         }
     }
 
@@ -300,6 +326,12 @@ impl Kind {
             Kind::Vma => size_of::<VmaRecord>(),
             Kind::Pipe => size_of::<PipeRecord>(),
             Kind::Fd => size_of::<FdRecord>(),
+            Kind::NetLink => size_of::<super::net::NetLinkRecord>(),
+            Kind::NetAddr => size_of::<super::net::NetAddrRecord>(),
+            Kind::NetRoute => size_of::<super::net::NetRouteRecord>(),
+            Kind::NetRule => size_of::<super::net::NetRuleRecord>(),
+            Kind::NetNsid => size_of::<super::net::NetNsidRecord>(),
+            Kind::NetSysctl => size_of::<super::net::NetSysctlRecord>(),
         }
     }
 }

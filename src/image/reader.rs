@@ -139,6 +139,8 @@ pub enum Object<'a> {
     Vma(VmaView<'a>),
     Pipe(PipeView<'a>),
     Fd(FdView<'a>),
+    /// Network namespace contents (kinds 17..=22, image/net.rs).
+    Net(super::net::NetView<'a>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +210,7 @@ impl<'a> Object<'a> {
             Object::Vma(_) => Kind::Vma,
             Object::Pipe(_) => Kind::Pipe,
             Object::Fd(_) => Kind::Fd,
+            Object::Net(v) => v.kind(),
         }
     }
 
@@ -247,7 +250,7 @@ struct Roots {
 
 /// Copies a fixed part into a zeroed `T`: fields an older writer did not have
 /// read as zero, fields a newer writer appended are ignored.
-fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
+pub(crate) fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
     if let Ok((t, _)) = T::read_from_prefix(bytes) {
         // The usual case: a copy of a size known at compile time.
         return t;
@@ -772,6 +775,9 @@ impl<'a> Image<'a> {
                     limit(at, "fd", f.rec.fd.get(), i32::MAX as u32)?;
                     limit(at, "path_len", f.rec.path_len.get(), MAX_PATH_LEN)?;
                 }
+                Object::Net(v) => super::net::check(at, &v, |field, r, kind, undef_ok| {
+                    self.check_ref(at, field, r, kind, undef_ok)
+                })?,
             }
         }
         Ok(())
@@ -1242,6 +1248,18 @@ impl<'a> Image<'a> {
                 let path = cur.take::<u8>(rec.path_len.get() as u64, "path_len")?;
                 cur.finish("path_len")?;
                 Object::Fd(FdView { rec, path })
+            }
+            Kind::NetLink
+            | Kind::NetAddr
+            | Kind::NetRoute
+            | Kind::NetRule
+            | Kind::NetNsid
+            | Kind::NetSysctl => {
+                let v = super::net::parse(raw.kind, raw.fixed, at, |n, field| {
+                    cur.take::<u8>(n, field)
+                })?;
+                cur.finish("variable parts")?;
+                Object::Net(v)
             }
         };
         Ok(obj)

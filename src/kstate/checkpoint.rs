@@ -14,7 +14,7 @@ use super::output::Output;
 use super::registry::{Registry, TaskState};
 use super::Error;
 use crate::image::{HeaderInfo, ImageWriter};
-use crate::objects::{core, files, mm, namespace, nsproxy, task, vma, ObjectError};
+use crate::objects::{core, files, mm, namespace, net, nsproxy, task, vma, ObjectError};
 use crate::sys::inject::Injector;
 
 #[derive(Clone, Debug)]
@@ -52,9 +52,14 @@ pub fn collect(frozen: &FrozenTree) -> Result<Registry, Error> {
     }
     namespace::mark_external(&mut reg, &frozen.pids())?;
     namespace::collect_contents(&mut reg)?;
+    net::collect(&mut reg)?;
+    freeze::test_pause("after-net");
     for (i, p) in frozen.processes.iter().enumerate() {
         reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
     }
+    // The consistency digest: the network state read again must not have
+    // changed (the tree is frozen, but outside processes are not).
+    net::verify(&reg)?;
     Ok(reg)
 }
 
@@ -113,6 +118,7 @@ pub fn dump<W: Write>(reg: &mut Registry, out: W) -> Result<u64, Error> {
     let werr = |source| Error::Object(crate::objects::ObjectError::Write(source));
     let mut w = ImageWriter::new(out, &info).map_err(werr)?;
     namespace::dump_all(reg, &mut w)?;
+    net::dump(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
     let page = crate::sys::page_size() as u64;

@@ -48,6 +48,12 @@ pub const LEGIT: &[(&str, &str, &str)] = &[
     ("fd", "size", "the workload wrote to its files"),
     ("pipe", "in_flight", "the workload read or wrote"),
     ("pipe", "ino", "a pipe made anew at restart has a new inode"),
+    (
+        "net_addr",
+        "valid",
+        "an address's remaining lifetime counts down",
+    ),
+    ("net_addr", "preferred", "likewise"),
 ];
 
 fn legit(kind: &str, field: &str) -> bool {

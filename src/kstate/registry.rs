@@ -233,6 +233,8 @@ pub struct Registry {
     task_index: HashMap<i32, usize>,
     /// Every pipe the tree's fds refer to, once each.
     pub pipes: Vec<crate::objects::files::PipeInfo>,
+    /// The contents of the tree's own network namespaces.
+    pub net: Vec<crate::objects::net::NetContents>,
 }
 
 impl Registry {

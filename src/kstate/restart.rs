@@ -64,6 +64,8 @@ pub struct RestartOptions {
     pub join: Vec<JoinNs>,
     /// Namespace types created anew and left unconfigured (`--empty-ns`).
     pub empty: Vec<NsKind>,
+    /// `--external veth[INNER]:OUTER[@BRIDGE]`.
+    pub external: Vec<crate::objects::net_restore::ExternalVeth>,
 }
 
 /// One `--join-ns NS:PID|NS_FILE[:EXTRA]`: the namespace file, opened once
@@ -1389,6 +1391,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     })?;
     let mut plan = plan(&img)?;
     preflight(&plan)?;
+    crate::objects::net_restore::preflight(&img, &opts.external)?;
     super::freeze::test_pause("after-checks");
     let res = open_resources(&plan, opts)?;
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
@@ -1417,6 +1420,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         t.pid = by_image.get(&t.pid).copied().unwrap_or(t.pid);
     }
     let root = plan.tasks[0].pid;
+    let net_guard = restore_net(&img, &plan, opts)?;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
     for t in &plan.tasks {
@@ -1443,6 +1447,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     }
     drop(res);
     cleanup.armed = false;
+    net_guard.disarm();
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{root}\n")).map_err(|e| RestartError::File {
             path: p.display().to_string(),
@@ -1454,6 +1459,44 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         return Ok(0);
     }
     wait_root(root)
+}
+
+/// Configures the tree's own network namespaces (objects/net_restore.rs),
+/// each reached through the first restored task that lives in it; the
+/// root's is left alone when `--join-ns net` or `--empty-ns net` replaced it.
+fn restore_net(
+    img: &Image<'_>,
+    plan: &Plan<'_>,
+    opts: &RestartOptions,
+) -> Result<crate::objects::net_restore::NetGuard, RestartError> {
+    let replaced =
+        opts.empty.contains(&NsKind::Net) || opts.join.iter().any(|j| j.kind == NsKind::Net);
+    let mut netns: HashMap<u32, OwnedFd> = HashMap::new();
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let net = nsproxy_ids(img, &t.task)?[6];
+        if netns.contains_key(&net) || (i == 0 && replaced) {
+            continue;
+        }
+        let external = img
+            .object(net)
+            .ok()
+            .and_then(|o| o.ns_common().map(|c| c.is_external()))
+            .unwrap_or(true);
+        if external {
+            continue;
+        }
+        let path = format!("/proc/{}/ns/net", t.pid);
+        let fd = std::fs::File::open(&path).map_err(|e| RestartError::File {
+            path: path.clone(),
+            what: format!("cannot open the network namespace of task {}: {e}", t.pid),
+        })?;
+        netns.insert(net, fd.into());
+    }
+    Ok(crate::objects::net_restore::restore(
+        img,
+        &netns,
+        &opts.external,
+    )?)
 }
 
 /// Waits for the root, reaping orphans meanwhile; returns its exit code

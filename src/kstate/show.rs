@@ -37,6 +37,7 @@ pub fn object_json(id: u32, obj: &Object<'_>) -> Value {
         Object::Vma(v) => vma::describe_vma(v, &mut m),
         Object::Pipe(p) => files::describe_pipe(p, &mut m),
         Object::Fd(f) => files::describe_fd(f, &mut m),
+        Object::Net(v) => crate::objects::net::describe(v, &mut m),
         ns => namespace::describe(ns, &mut m),
     }
     Value::Object(m)
@@ -222,6 +223,7 @@ pub fn to_text(img: &Image<'_>) -> Result<String, FormatError> {
             o["exe"]
         );
     }
+    out.push_str(&crate::objects::net::topology(&objects));
     let extents = of("extent").count();
     if extents > 0 {
         let _ = writeln!(out, "extents: {extents}");

@@ -6,8 +6,11 @@ pub mod files;
 pub mod ipc_ns;
 pub mod mm;
 pub mod namespace;
+pub mod net;
+pub mod net_restore;
 pub mod nsproxy;
 pub mod pid_ns;
+pub mod rtnl;
 pub mod task;
 pub mod time_ns;
 pub mod user_ns;
@@ -64,6 +67,8 @@ pub enum ObjectError {
     Unsupported { pid: i32, object: String },
     #[error("task {pid}: {what}")]
     Task { pid: i32, what: String },
+    #[error("network namespace {ns}: {what}")]
+    Net { ns: String, what: String },
     #[error("writing the image: {0}")]
     Write(#[source] io::Error),
 }
