@@ -519,3 +519,242 @@ fn three_namespaces_come_back_with_every_item() {
     assert_eq!(r.finish().code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs kstate with `args` and `env` (inside `outer` when given); returns
+/// (success, stderr). Bounded by 60 s.
+fn kstate_in(outer: Option<&Outer>, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = match outer {
+        Some(o) => {
+            let mut c = Command::new("nsenter");
+            c.arg(o.netns_arg()).arg(common::kstate_bin());
+            c
+        }
+        None => Command::new(common::kstate_bin()),
+    };
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("kstate");
+    let mut err = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kstate {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (st.success(), t.join().unwrap_or_default())
+}
+
+#[test]
+fn a_device_of_an_unsupported_kind_is_refused_and_the_tree_runs_on() {
+    let dir = scratch("net-ifb");
+    let outer = Outer::new();
+    let w = start_tree(&outer, 1);
+    let a: i32 = w.extra[0].parse().unwrap();
+    sh_in(a, "ip link add ifb7 type ifb && ip link set lo up");
+    let pids = common::tree_pids(w.root);
+    let img = dir.join("a.kst");
+    let (ok, err) = kstate_in(
+        None,
+        &[
+            "checkpoint",
+            "-t",
+            &w.root.to_string(),
+            "-o",
+            img.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok, "the checkpoint must fail");
+    assert!(
+        err.contains("device ifb7") && err.contains("kind ifb"),
+        "the error names the device and its kind: {err}"
+    );
+    assert!(!img.exists(), "no image is left");
+    common::assert_running_untraced(&pids);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_address_added_from_outside_during_the_checkpoint_fails_it() {
+    let dir = scratch("net-race");
+    let outer = Outer::new();
+    let w = start_tree(&outer, 1);
+    let a: i32 = w.extra[0].parse().unwrap();
+    sh_in(a, "ip link set lo up && ip addr add 10.5.0.1/32 dev lo");
+    let pids = common::tree_pids(w.root);
+    let img = dir.join("a.kst");
+    let pause = dir.join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let root = w.root.to_string();
+    let img_s = img.to_str().unwrap().to_string();
+    let pause_s = pause.to_str().unwrap().to_string();
+    let ck = std::thread::spawn(move || {
+        kstate_in(
+            None,
+            &["checkpoint", "-t", &root, "-o", &img_s],
+            &[
+                ("KSTATE_TEST_PAUSE_AT", "after-net,before-exit"),
+                ("KSTATE_TEST_PAUSE_DIR", &pause_s),
+            ],
+        )
+    });
+    common::wait_for(
+        Duration::from_secs(20),
+        "kstate to pause after the network",
+        || pause.join("after-net").exists(),
+    );
+    // Another process (outside the tree) changes the namespace meanwhile.
+    sh_in(a, "ip addr add 10.5.0.2/32 dev lo");
+    std::fs::write(pause.join("after-net.go"), b"").unwrap();
+    common::wait_for(Duration::from_secs(20), "kstate to fail", || {
+        pause.join("before-exit").exists()
+    });
+    // kstate still runs: the tree must already be released, not frozen.
+    common::assert_running_untraced(&pids);
+    std::fs::write(pause.join("before-exit.go"), b"").unwrap();
+    let (ok, err) = ck.join().unwrap();
+    assert!(!ok, "the checkpoint must fail");
+    assert!(
+        err.contains("its addresses changed while the checkpoint was taken"),
+        "{err}"
+    );
+    assert!(!img.exists(), "no image is left");
+    common::assert_running_untraced(&pids);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A veth to the outer namespace (B's `eth0`) and one pair inside.
+fn small_topology(outer: &Outer, a: i32, b: i32, tag: &str) {
+    let o = outer.pid();
+    sh_in(
+        o,
+        &format!("ip link add obr{tag} type bridge && ip link set obr{tag} up"),
+    );
+    sh_in(
+        b,
+        &format!("ip link add eth0 type veth peer name ho{tag} netns {o} && ip link set eth0 up"),
+    );
+    sh_in(
+        a,
+        &format!(
+            "ip link add va type veth peer name vb netns {b} && ip link set va up && \
+             ip addr add 10.1.0.1/24 dev va"
+        ),
+    );
+    sh_in(b, "ip link set vb up && ip addr add 10.1.0.2/24 dev vb");
+}
+
+#[test]
+fn a_veth_to_the_outside_needs_external_and_a_failed_restart_leaves_no_device() {
+    let dir = scratch("net-ext");
+    let outer = Outer::new();
+    let mut w = start_tree(&outer, 2);
+    let (a, b): (i32, i32) = (w.extra[0].parse().unwrap(), w.extra[1].parse().unwrap());
+    let tag = format!("{}", std::process::id() % 100000);
+    small_topology(&outer, a, b, &tag);
+    let img = dir.join("a.kst");
+    checkpoint_ok(w.root, &img, &[]);
+    w.wait_gone();
+    let o = outer.pid();
+    let outer_has = |name: &str| sh_in(o, "ip -o link").contains(&format!(" {name}"));
+    common::wait_for(Duration::from_secs(10), "the outer veth end to go", || {
+        !outer_has(&format!("ho{tag}:"))
+    });
+    let image = img.to_str().unwrap();
+
+    // Without --external: refused before anything is made.
+    let (ok, err) = kstate_in(Some(&outer), &["restart", image], &[]);
+    assert!(!ok);
+    assert!(err.contains("--external veth[eth0]:OUTER"), "{err}");
+    assert!(common::children(w.root).is_empty());
+
+    // A bridge that does not exist: refused too.
+    let ext = format!("veth[eth0]:ho{tag}@nobr{tag}");
+    let (ok, err) = kstate_in(Some(&outer), &["restart", image, "--external", &ext], &[]);
+    assert!(!ok);
+    assert!(err.contains(&format!("no device nobr{tag}")), "{err}");
+
+    // A restart that fails after the network is set up (the root's restore)
+    // deletes the outer end it made.
+    let ext = format!("veth[eth0]:ho{tag}@obr{tag}");
+    let hook = format!("restore:{}", w.root);
+    let (ok, err) = kstate_in(
+        Some(&outer),
+        &["restart", image, "--external", &ext],
+        &[("KSTATE_TEST_FAIL_AT", &hook)],
+    );
+    assert!(!ok, "the hook makes the restart fail");
+    assert!(err.contains("KSTATE_TEST_FAIL_AT"), "{err}");
+    assert!(
+        !outer_has(&format!("ho{tag}:")),
+        "the outer end was deleted"
+    );
+    for p in [w.root, a, b] {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists()
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .map(|s| s.contains(") Z"))
+                    .unwrap_or(true),
+            "task {p} left behind"
+        );
+    }
+
+    // And the real one: the outer end on the bridge, the echo answered.
+    let r = restart_in(&outer, &img, &dir, &["--external", &ext]);
+    let link = json_in(o, &format!("ip -j link show ho{tag}"));
+    assert_eq!(link[0]["master"], json!(format!("obr{tag}")));
+    echo_over_veth(a, b);
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn empty_ns_net_leaves_only_lo_and_the_other_namespaces_come_back() {
+    let dir = scratch("net-empty");
+    let outer = Outer::new();
+    let mut w = start_tree(&outer, 1);
+    let a: i32 = w.extra[0].parse().unwrap();
+    // The root is given a new, empty namespace (only lo, down) instead of
+    // the outer one; its child's own namespace still comes back in full.
+    sh_in(a, "ip link set lo up && ip addr add 10.6.0.1/32 dev lo");
+    let before = snapshot(a);
+    let img = dir.join("a.kst");
+    checkpoint_ok(w.root, &img, &[]);
+    w.wait_gone();
+    let r = restart_in(&outer, &img, &dir, &["--empty-ns", "net"]);
+    let links = json_in(r.root, "ip -j link show");
+    let names: Vec<&str> = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .collect();
+    assert_eq!(names, ["lo"], "only lo in the empty namespace");
+    assert_eq!(
+        json_in(r.root, "ip -j addr show")[0]["addr_info"],
+        json!([]),
+        "lo is left down, without addresses"
+    );
+    settled(a);
+    let after = snapshot(a);
+    assert_same("addrs of the child", &before["addrs"], &after["addrs"]);
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

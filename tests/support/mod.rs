@@ -376,9 +376,21 @@ pub fn image_net() -> Vec<u8> {
         name_len: U32::new(name.len() as u32),
         ..Default::default()
     };
-    b.push(Kind::NetLink, &link(1, link_kind::LOOPBACK, 0, b"lo"), &[b"lo", b""]);
-    b.push(Kind::NetLink, &link(2, link_kind::VETH, 3, b"va"), &[b"va", b""]);
-    b.push(Kind::NetLink, &link(3, link_kind::VETH, 2, b"vb"), &[b"vb", b""]);
+    b.push(
+        Kind::NetLink,
+        &link(1, link_kind::LOOPBACK, 0, b"lo"),
+        &[b"lo", b""],
+    );
+    b.push(
+        Kind::NetLink,
+        &link(2, link_kind::VETH, 3, b"va"),
+        &[b"va", b""],
+    );
+    b.push(
+        Kind::NetLink,
+        &link(3, link_kind::VETH, 2, b"vb"),
+        &[b"vb", b""],
+    );
     let mut local = [0u8; 16];
     local[..4].copy_from_slice(&[10, 1, 0, 1]);
     let addr = NetAddrRecord {
