@@ -362,7 +362,7 @@ fn build_topology(outer: &Outer, a: i32, b: i32, c: i32, tag: &str) {
              ip tuntap add dev tap0 mode tap user 1234 && \
              ip link set va mtu 1400 && ip link set va address 02:00:00:00:0a:01 && \
              ip link set va alias 'to b' && ip link set p2 txqueuelen 321 && \
-             ip link set q2 promisc on && \
+             ip link set q2 promisc on && ip link set p2 arp off && \
              for d in lo va br0 p1 p2 q1 q2 mv0 vx0 tap0; do ip link set $d up; done && \
              ip addr add 10.1.0.1/24 brd + dev va label va:one && \
              ip addr add 10.1.0.11/24 dev va label va:two valid_lft 3000 preferred_lft 2000 && \
@@ -372,7 +372,13 @@ fn build_topology(outer: &Outer, a: i32, b: i32, c: i32, tag: &str) {
              ip route add 10.9.0.0/16 via 10.1.0.2 metric 5 && \
              ip route add 10.8.0.0/16 dev va table 100 && \
              ip -6 route add fd09::/64 via fd00::2 dev va && \
+             ip addr add 10.4.0.1 peer 10.4.0.2/32 dev q2 && \
+             ip route add unreachable 10.66.0.0/16 && \
+             ip route add 10.7.0.0/16 dev br0 src 10.2.0.1 proto static metric 9 && \
+             ip -6 route add fd07::/64 dev va table 100 metric 3 && \
              ip rule add from 10.1.0.0/24 table 100 pref 1000 && \
+             ip rule add fwmark 0x7 table 100 pref 1100 && \
+             ip -6 rule add from fd00::/64 table 100 pref 900 && \
              echo 1 > /proc/sys/net/ipv4/ip_forward && \
              echo 2 > /proc/sys/net/ipv4/conf/va/rp_filter && \
              echo 33 > /proc/sys/net/ipv6/conf/va/hop_limit && \
@@ -755,6 +761,44 @@ fn empty_ns_net_leaves_only_lo_and_the_other_namespaces_come_back() {
     settled(a);
     let after = snapshot(a);
     assert_same("addrs of the child", &before["addrs"], &after["addrs"]);
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dummy_and_vlan_come_back_where_the_kernel_has_them() {
+    let dir = scratch("net-dummy");
+    let outer = Outer::new();
+    let mut w = start_tree(&outer, 1);
+    let a: i32 = w.extra[0].parse().unwrap();
+    // Probe in a namespace of the workload's: nothing on the host.
+    let probe = Command::new("nsenter")
+        .args(["-t", &a.to_string(), "-n", "sh", "-c"])
+        .arg("ip link add d0 type dummy && ip link add v1 type veth peer name v2 && ip link add link v1 name v1.5 type vlan id 5")
+        .output()
+        .expect("nsenter");
+    if !probe.status.success() {
+        eprintln!(
+            "skipped: this kernel cannot make dummy or vlan devices ({})",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        );
+        return;
+    }
+    sh_in(
+        a,
+        "for d in lo d0 v1 v2 v1.5; do ip link set $d up; done && ip addr add 10.8.0.1/24 dev v1.5",
+    );
+    settled(a);
+    let before = snapshot(a);
+    let img = dir.join("a.kst");
+    checkpoint_ok(w.root, &img, &[]);
+    w.wait_gone();
+    let r = restart_in(&outer, &img, &dir, &[]);
+    settled(a);
+    let after = snapshot(a);
+    for key in ["links", "addrs"] {
+        assert_same(key, &before[key], &after[key]);
+    }
     assert_eq!(r.finish().code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

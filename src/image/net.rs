@@ -25,7 +25,9 @@ pub mod link_kind {
     pub const MACVLAN: u32 = 4;
     pub const VXLAN: u32 = 5;
     pub const TUN: u32 = 6;
-    pub const MAX: u32 = TUN;
+    pub const DUMMY: u32 = 7;
+    pub const VLAN: u32 = 8;
+    pub const MAX: u32 = VLAN;
 
     pub fn name(k: u32) -> &'static str {
         match k {
@@ -35,6 +37,8 @@ pub mod link_kind {
             MACVLAN => "macvlan",
             VXLAN => "vxlan",
             TUN => "tun",
+            DUMMY => "dummy",
+            VLAN => "vlan",
             _ => "unknown",
         }
     }
@@ -64,6 +68,7 @@ pub mod link_kind {
                 "persist",
                 "",
             ],
+            VLAN => ["vlan_id", "vlan_protocol", "", "", "", "", "", ""],
             _ => [""; 8],
         }
     }

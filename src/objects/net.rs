@@ -15,8 +15,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use netlink_packet_core::Nla;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoTun, InfoVxlan, LinkAttribute, LinkInfo,
-    LinkMessage,
+    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoTun, InfoVlan, InfoVxlan, LinkAttribute,
+    LinkInfo, LinkMessage,
 };
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
@@ -141,7 +141,15 @@ fn read_state(reg: &Registry, ns: usize) -> Result<NetContents, ObjectError> {
     };
     for m in links {
         if let RouteNetlinkMessage::NewLink(l) = m {
-            out.links.push(link_of(reg, ns, &l, &by_id)?);
+            let link = link_of(reg, ns, &l, &by_id)?;
+            log::debug!(
+                "net:[{}]: link {} {} ({})",
+                reg.namespaces[ns].key.ino,
+                link.rec.ifindex.get(),
+                String::from_utf8_lossy(&link.name),
+                link_kind::name(link.rec.kind.get())
+            );
+            out.links.push(link);
         }
     }
     out.links.sort_by_key(|l| l.rec.ifindex.get());
@@ -365,6 +373,25 @@ fn link_of(
                 ));
             }
             link_kind::TUN
+        }
+        Some(InfoKind::Dummy) => link_kind::DUMMY,
+        Some(InfoKind::Vlan) => {
+            if link_netnsid.is_some() {
+                return Err(refuse(
+                    "a vlan over a device of another namespace is not supported".into(),
+                ));
+            }
+            rec.link = U32::new(link);
+            if let Some(InfoData::Vlan(v)) = data {
+                for a in v {
+                    match a {
+                        InfoVlan::Id(x) => p[0] = *x as u32,
+                        InfoVlan::Protocol(x) => p[1] = u16::from(*x) as u32,
+                        _ => {}
+                    }
+                }
+            }
+            link_kind::VLAN
         }
         Some(other) => {
             return Err(refuse(format!(

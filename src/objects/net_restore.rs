@@ -20,8 +20,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
 };
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage, MacVlanFlags,
+    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, InfoVxlan, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanFlags,
 };
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage};
@@ -299,6 +299,13 @@ pub fn restore(
                 if (pass == 0) == lower {
                     continue;
                 }
+                log::debug!(
+                    "restart: net_ns #{}: link {} {} ({})",
+                    t.id,
+                    l.rec.ifindex.get(),
+                    name(l.name),
+                    link_kind::name(l.rec.kind.get())
+                );
                 create_link(t, l, &all, netns, external, &mut guard).map_err(|e| {
                     err(
                         t.id,
@@ -430,6 +437,18 @@ pub fn restore(
         }
         restore_rules(&mut t.sock, &it.rules)
             .map_err(|e| err(t.id, format!("policy rules: {e}")))?;
+    }
+    for t in &targets {
+        let it = &all[&t.id];
+        log::debug!(
+            "restart: net_ns #{}: {} links, {} addresses, {} routes, {} rules, {} ids set",
+            t.id,
+            it.links.len(),
+            it.addrs.len(),
+            it.routes.len(),
+            it.rules.len(),
+            it.nsids.len()
+        );
     }
     // 7. Sysctls.
     for t in &targets {
@@ -634,6 +653,16 @@ fn create_link(
             in_netns(Some(t.fd.as_fd()), || {
                 crate::sys::tun::create_persistent(&nm, idx, flags, owner, group)
             })
+        }
+        link_kind::DUMMY => create(&mut t.sock, link_msg(idx, l.name, InfoKind::Dummy, None)),
+        link_kind::VLAN => {
+            let d = vec![
+                InfoVlan::Id(p[0] as u16),
+                InfoVlan::Protocol((p[1] as u16).into()),
+            ];
+            let mut m = link_msg(idx, l.name, InfoKind::Vlan, Some(InfoData::Vlan(d)));
+            m.attributes.push(LinkAttribute::Link(r.link.get()));
+            create(&mut t.sock, m)
         }
         _ => Err(io::Error::other("unknown kind")),
     }
