@@ -625,10 +625,7 @@ fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     for n in names {
         let path = base.join(std::ffi::OsStr::from_bytes(&n));
         // Some files cannot be read (stable_secret before it is set).
-        if let Ok(mut v) = std::fs::read(&path) {
-            while v.last() == Some(&b'\n') {
-                v.pop();
-            }
+        if let Ok(v) = super::rtnl::read_sysctl(&path) {
             out.push((n, v));
         }
     }

@@ -820,9 +820,8 @@ fn write_sysctls(sysctls: &[SysctlView<'_>]) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     for s in sysctls {
         let path = std::path::Path::new("/proc/sys/net").join(std::ffi::OsStr::from_bytes(s.name));
-        let now = std::fs::read(&path)
+        let now = super::rtnl::read_sysctl(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let now = now.strip_suffix(b"\n").unwrap_or(&now);
         if now == s.value {
             continue;
         }

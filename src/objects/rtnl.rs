@@ -133,3 +133,31 @@ impl Rtnl {
         self.receive(seq, true).map(|_| ())
     }
 }
+
+/// Reads a small /proc/sys file with one open, one read and one close
+/// (std::fs::read also asks for its size, which /proc gives as 0): its
+/// value without the trailing newlines.
+pub fn read_sysctl(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+        // A sysctl hands its whole value to the first read.
+        if n < buf.len() {
+            break;
+        }
+    }
+    buf.truncate(n);
+    while buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    Ok(buf)
+}
