@@ -62,6 +62,10 @@ impl Drop for Outer {
 
 /// `fixtures/netns.c N` under the reaper, inside `outer`.
 fn start_tree(outer: &Outer, n: usize) -> Reaped {
+    start_tree_with(outer, n, &[])
+}
+
+fn start_tree_with(outer: &Outer, n: usize, more: &[&str]) -> Reaped {
     let reaper_bin = common::build_fixture("reaper");
     let bin = common::build_fixture("netns");
     let mut reaper = Command::new("nsenter")
@@ -69,6 +73,7 @@ fn start_tree(outer: &Outer, n: usize) -> Reaped {
         .arg(&reaper_bin)
         .arg(&bin)
         .arg(n.to_string())
+        .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -800,5 +805,205 @@ fn dummy_and_vlan_come_back_where_the_kernel_has_them() {
         assert_same(key, &before[key], &after[key]);
     }
     assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A task in a network namespace below a task in another of the tree's:
+/// the grandchild's namespace, joined to its parent's by a veth, comes back
+/// under the restored child, each task in its own.
+#[test]
+fn nested_network_namespaces_come_back() {
+    let dir = scratch("net-nest");
+    let outer = Outer::new();
+    let mut w = start_tree_with(&outer, 1, &["nest"]);
+    let (c, g): (i32, i32) = (w.extra[0].parse().unwrap(), w.extra[1].parse().unwrap());
+    assert_eq!(common::children(c), [g], "the grandchild is the child's");
+    sh_in(
+        c,
+        &format!(
+            "ip link set lo up && ip link add ve0 type veth peer name ve1 netns {g} && \
+             ip link set ve0 up && ip addr add 10.1.0.1/24 dev ve0"
+        ),
+    );
+    sh_in(
+        g,
+        "ip link set lo up && ip link set ve1 up && ip addr add 10.1.0.2/24 dev ve1 && \
+         ip route add default via 10.1.0.1",
+    );
+    settled(c);
+    settled(g);
+    let before = [snapshot(c), snapshot(g)];
+    let img = dir.join("a.kst");
+    checkpoint_ok(w.root, &img, &[]);
+    w.wait_gone();
+    let r = restart_in(&outer, &img, &dir, &[]);
+    assert_eq!(common::children(c), [g]);
+    let net = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/net")).unwrap();
+    assert_ne!(net(c), net(g), "each in its own namespace");
+    assert_ne!(net(r.root), net(c));
+    for (i, p) in [c, g].into_iter().enumerate() {
+        settled(p);
+        let after = snapshot(p);
+        for key in ["links", "addrs", "routes", "rules", "nsids", "sysctls"] {
+            assert_same(key, &before[i][key], &after[key]);
+        }
+    }
+    echo_over_veth(c, g);
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod support;
+
+/// Crafted network records are refused by the reader, each with its own
+/// field named, before a restart could act on them (no privileges needed).
+#[test]
+fn crafted_network_records_are_refused() {
+    use core::mem::offset_of;
+    use kstate::image::format::Kind;
+    use kstate::image::net::{NetAddrRecord, NetLinkRecord, NetNsidRecord, NetSysctlRecord};
+    use kstate::image::{FormatError, Image};
+    let good = support::image_net();
+    Image::parse(&good).expect("image_net is valid");
+    let link = support::nth_of_kind(&good, Kind::NetLink, 1); // the veth va
+    let addr = support::nth_of_kind(&good, Kind::NetAddr, 0);
+    let nsid = support::nth_of_kind(&good, Kind::NetNsid, 0);
+    let sysctl = support::nth_of_kind(&good, Kind::NetSysctl, 0);
+    let cases: Vec<(&str, u32, usize, Vec<u8>, &str)> = vec![
+        (
+            "unknown link kind",
+            link,
+            offset_of!(NetLinkRecord, kind),
+            99u32.to_le_bytes().to_vec(),
+            "kind",
+        ),
+        (
+            "ifindex 0",
+            link,
+            offset_of!(NetLinkRecord, ifindex),
+            0u32.to_le_bytes().to_vec(),
+            "ifindex",
+        ),
+        (
+            "unknown link flag",
+            link,
+            offset_of!(NetLinkRecord, link_flags),
+            2u32.to_le_bytes().to_vec(),
+            "link_flags",
+        ),
+        (
+            "a veth without its peer",
+            link,
+            offset_of!(NetLinkRecord, peer_ns),
+            vec![0; 8],
+            "peer_ns",
+        ),
+        (
+            "a slash in a name",
+            link,
+            size_of::<NetLinkRecord>(),
+            b"/".to_vec(),
+            "name",
+        ),
+        (
+            "a name longer than IFNAMSIZ",
+            link,
+            offset_of!(NetLinkRecord, name_len),
+            16u32.to_le_bytes().to_vec(),
+            "name_len",
+        ),
+        (
+            "a hardware address of 33 bytes",
+            link,
+            offset_of!(NetLinkRecord, hwaddr_len),
+            33u32.to_le_bytes().to_vec(),
+            "hwaddr_len",
+        ),
+        (
+            "family 7",
+            addr,
+            offset_of!(NetAddrRecord, family),
+            vec![7],
+            "family",
+        ),
+        (
+            "prefix 33 for IPv4",
+            addr,
+            offset_of!(NetAddrRecord, prefix_len),
+            vec![33],
+            "prefix_len",
+        ),
+        (
+            "an address without an address",
+            addr,
+            offset_of!(NetAddrRecord, present),
+            4u32.to_le_bytes().to_vec(),
+            "present",
+        ),
+        (
+            "a negative nsid",
+            nsid,
+            offset_of!(NetNsidRecord, nsid),
+            (-1i32).to_le_bytes().to_vec(),
+            "nsid",
+        ),
+        (
+            "an empty path component",
+            sysctl,
+            size_of::<NetSysctlRecord>() + 5,
+            b"/".to_vec(),
+            "name",
+        ),
+        (
+            "a sysctl value of 5000 bytes",
+            sysctl,
+            offset_of!(NetSysctlRecord, value_len),
+            5000u32.to_le_bytes().to_vec(),
+            "value_len",
+        ),
+    ];
+    for (what, id, at, bytes, field) in cases {
+        let mut img = good.clone();
+        support::patch_payload(&mut img, id, at, &bytes);
+        match Image::parse(&img) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => {
+                let named = match &e {
+                    FormatError::Invalid { field: f, .. }
+                    | FormatError::NonZero { field: f, .. }
+                    | FormatError::RefUndef { field: f, .. }
+                    | FormatError::CountTooLarge { field: f, .. }
+                    | FormatError::TrailingBytes { field: f, .. } => *f,
+                    _ => "",
+                };
+                assert_eq!(named, field, "{what}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn show_and_diff_describe_network_records() {
+    let dir = scratch("net-show");
+    let img = dir.join("net.kst");
+    std::fs::write(&img, support::image_net()).unwrap();
+    let p = img.to_str().unwrap();
+    let out = common::run_kstate(&["show", "--json", p], Duration::from_secs(30));
+    let j = common::stdout_json(&out);
+    let objects = j["objects"].as_array().unwrap();
+    let va = objects
+        .iter()
+        .find(|o| o["kind"] == "net_link" && o["name"] == "va")
+        .expect("va shown");
+    assert_eq!(va["type"], "veth");
+    assert_eq!(va["peer_ifindex"], 3);
+    let sysctl = objects.iter().find(|o| o["kind"] == "net_sysctl").unwrap();
+    assert_eq!(sysctl["name"], "ipv4/conf/all/forwarding");
+    let out = common::run_kstate(&["show", p], Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("va <-> vb in #6"), "{text}");
+    assert!(text.contains("addr 10.1.0.1/24 va"), "{text}");
+    let (same, d) = diff(&img, &img);
+    assert!(same, "{d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
