@@ -285,9 +285,24 @@ pub fn restore(
             m.attributes
                 .push(NsidAttribute::Fd(fd_of(n.peer.id.get()).as_raw_fd() as u32));
             m.attributes.push(NsidAttribute::Id(n.nsid.get()));
-            t.sock
-                .change(RouteNetlinkMessage::NewNsId(m), NLM_F_CREATE | NLM_F_EXCL)
-                .map_err(|e| err(t.id, format!("setting netns id {}: {e}", n.nsid.get())))?;
+            let r = t
+                .sock
+                .change(RouteNetlinkMessage::NewNsId(m), NLM_F_CREATE | NLM_F_EXCL);
+            match r {
+                // Every external namespace stands for kstate's own: only
+                // the first id given to one of them can be set.
+                Err(e)
+                    if !netns.contains_key(&n.peer.id.get())
+                        && e.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    log::warn!(
+                        "restart: net_ns #{}: id {} of an outside namespace not set again: {e}",
+                        t.id,
+                        n.nsid.get()
+                    )
+                }
+                r => r.map_err(|e| err(t.id, format!("setting netns id {}: {e}", n.nsid.get())))?,
+            }
         }
     }
     // 2. Links: those without a lower device first, then macvlans and

@@ -74,6 +74,18 @@ impl Rtnl {
     /// dump (until NLMSG_DONE) or of a reply, and the ACK or error.
     fn receive(&mut self, seq: u32, dump: bool) -> io::Result<Vec<RouteNetlinkMessage>> {
         let mut out = Vec::new();
+        // The kernel marks the messages of a dump that a change cut through.
+        let mut interrupted = false;
+        let done = |out: Vec<RouteNetlinkMessage>, interrupted: bool| {
+            if interrupted {
+                Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the kernel's listing was interrupted by a change (NLM_F_DUMP_INTR)",
+                ))
+            } else {
+                Ok(out)
+            }
+        };
         loop {
             let (buf, _) = self.sock.recv_from_full()?;
             let mut off = 0usize;
@@ -91,11 +103,14 @@ impl Rtnl {
                 if msg.header.sequence_number != seq {
                     continue;
                 }
+                if msg.header.flags & netlink_packet_core::NLM_F_DUMP_INTR != 0 {
+                    interrupted = true;
+                }
                 match msg.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Done(_) => return done(out, interrupted),
                     NetlinkPayload::Error(e) => {
                         return match e.code {
-                            None => Ok(out),
+                            None => done(out, interrupted),
                             Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
                         }
                     }
@@ -115,10 +130,17 @@ impl Rtnl {
         }
     }
 
-    /// A dump request (NLM_F_DUMP): every object the kernel lists.
+    /// A dump request (NLM_F_DUMP): every object the kernel lists. A dump
+    /// that a change cut through is taken again (three times at most).
     pub fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-        let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
-        self.receive(seq, true)
+        let mut tries = 0;
+        loop {
+            let seq = self.send(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
+            match self.receive(seq, true) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 2 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// A request answered by one message (RTM_GETNSID).
