@@ -584,8 +584,8 @@ fn rule_of(r: &RuleMessage) -> Rule {
 /// and ipv4/ip_forward, ipv4/ping_group_range, unix/max_dgram_qlen.
 fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
     let base = std::path::Path::new("/proc/sys/net");
+    let mut files = super::rtnl::SysctlFiles::default();
     let mut names: Vec<Vec<u8>> = vec![
         b"ipv4/ip_forward".to_vec(),
         b"ipv4/ping_group_range".to_vec(),
@@ -601,31 +601,28 @@ fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // them in (all and default spread to the devices).
         dirs.sort_by_key(|d| (d != "all", d != "default", d.clone()));
         for d in dirs {
-            let Ok(files) = std::fs::read_dir(conf.join(&d)) else {
+            let Ok(entries) = std::fs::read_dir(conf.join(&d)) else {
                 continue;
             };
-            let mut files: Vec<_> = files.filter_map(|f| f.ok()).collect();
-            files.sort_by_key(|f| f.file_name());
-            for f in files {
-                let writable = f
-                    .metadata()
-                    .map(|m| m.is_file() && m.permissions().mode() & 0o200 != 0)
-                    .unwrap_or(false);
-                if writable {
-                    let mut n = format!("{fam}/conf/").into_bytes();
-                    n.extend_from_slice(d.as_bytes());
-                    n.push(b'/');
-                    n.extend_from_slice(f.file_name().as_bytes());
-                    names.push(n);
-                }
+            let mut entries: Vec<_> = entries
+                .filter_map(|f| f.ok())
+                .map(|f| f.file_name())
+                .collect();
+            entries.sort();
+            for f in entries {
+                let mut n = format!("{fam}/conf/").into_bytes();
+                n.extend_from_slice(d.as_bytes());
+                n.push(b'/');
+                n.extend_from_slice(f.as_bytes());
+                names.push(n);
             }
         }
     }
     let mut out = Vec::new();
     for n in names {
-        let path = base.join(std::ffi::OsStr::from_bytes(&n));
-        // Some files cannot be read (stable_secret before it is set).
-        if let Ok(v) = super::rtnl::read_sysctl(&path) {
+        // Read-only files (mc_forwarding) are not kept; some cannot be
+        // read at all (stable_secret before it is set).
+        if let Ok(Some(v)) = files.read_writable(&n) {
             out.push((n, v));
         }
     }

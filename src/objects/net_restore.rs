@@ -832,16 +832,18 @@ fn restore_rules(sock: &mut Rtnl, rules: &[RuleView<'_>]) -> io::Result<()> {
 /// a thread inside it). Names were checked by the reader to stay below
 /// /proc/sys/net.
 fn write_sysctls(sysctls: &[SysctlView<'_>]) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
+    let mut files = super::rtnl::SysctlFiles::default();
     for s in sysctls {
-        let path = std::path::Path::new("/proc/sys/net").join(std::ffi::OsStr::from_bytes(s.name));
-        let now = super::rtnl::read_sysctl(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let path = || format!("/proc/sys/net/{}", name(s.name));
+        let now = files
+            .read(s.name)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path())))?;
         if now == s.value {
             continue;
         }
-        std::fs::write(&path, s.value)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        files
+            .write(s.name, s.value)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path())))?;
         log::debug!("restart: sysctl net/{} = {}", name(s.name), name(s.value));
     }
     Ok(())
