@@ -368,6 +368,8 @@ fn build_topology(outer: &Outer, a: i32, b: i32, c: i32, tag: &str) {
              ip link set va mtu 1400 && ip link set va address 02:00:00:00:0a:01 && \
              ip link set va alias 'to b' && ip link set p2 txqueuelen 321 && \
              ip link set q2 promisc on && ip link set p2 arp off && \
+             ip link set q2 addrgenmode none && \
+             echo 0 > /proc/sys/net/ipv6/conf/q1/accept_dad && \
              for d in lo va br0 p1 p2 q1 q2 mv0 vx0 tap0; do ip link set $d up; done && \
              ip addr add 10.1.0.1/24 brd + dev va label va:one && \
              ip addr add 10.1.0.11/24 dev va label va:two valid_lft 3000 preferred_lft 2000 && \

@@ -3,8 +3,9 @@
 //! outside, through sockets made inside it, in the order the objects depend
 //! on each other: netns ids (so the kernel does not pick others when links
 //! to other namespaces appear), links (a veth pair across two namespaces in
-//! one request, with IFLA_NET_NS_FD), masters, link settings and flags,
-//! addresses, routes, policy rules, and sysctls last.
+//! one request, with IFLA_NET_NS_FD), masters, link settings, sysctls (before
+//! the devices come up, when per-device ones like addr_gen_mode and
+//! accept_dad take effect), flags, addresses, routes, policy rules.
 //!
 //! Devices made in a new namespace vanish with it when a failed restart
 //! kills its tasks; the outer end of a veth whose peer was outside the tree
@@ -334,7 +335,7 @@ pub fn restore(
             }
         }
     }
-    // 3. Masters, settings, flags.
+    // 3. Masters, settings, sysctls, flags.
     for t in &mut targets {
         let links = &all[&t.id].links;
         for l in links.iter().filter(|l| l.rec.master.get() != 0) {
@@ -373,6 +374,13 @@ pub fn restore(
                     )
                 })?;
         }
+        // Sysctls before the devices come up: a device's accept_dad,
+        // addr_gen_mode, disable_ipv6 take effect then (the link-local
+        // address the kernel makes, or not). Written in the order read: all,
+        // default, then each device.
+        let sysctls = &all[&t.id].sysctls;
+        in_netns(Some(t.fd.as_fd()), || write_sysctls(sysctls))
+            .map_err(|e| err(t.id, format!("sysctl {e}")))?;
         for l in links {
             let mut m = LinkMessage::default();
             m.header.index = l.rec.ifindex.get();
@@ -464,12 +472,6 @@ pub fn restore(
             it.rules.len(),
             it.nsids.len()
         );
-    }
-    // 7. Sysctls.
-    for t in &targets {
-        let sysctls = &all[&t.id].sysctls;
-        in_netns(Some(t.fd.as_fd()), || write_sysctls(sysctls))
-            .map_err(|e| err(t.id, format!("sysctl {e}")))?;
     }
     Ok(guard)
 }
