@@ -164,6 +164,21 @@ const INFO_KEYS: &[&str] = &[
     "link",
 ];
 
+const PORT_KEYS: &[&str] = &[
+    "cost",
+    "priority",
+    "learning",
+    "flood",
+    "hairpin",
+    "guard",
+    "root_block",
+    "fastleave",
+    "isolated",
+    "bcast_flood",
+    "mcast_flood",
+    "proxy_arp",
+];
+
 fn pick(v: &Value, keys: &[&str]) -> Value {
     let mut m = serde_json::Map::new();
     for k in keys {
@@ -187,6 +202,7 @@ fn snapshot(pid: i32) -> Value {
             p["kind"] = l["linkinfo"]["info_kind"].clone();
             p["info"] = pick(&l["linkinfo"]["info_data"], INFO_KEYS);
             p["slave_kind"] = l["linkinfo"]["info_slave_kind"].clone();
+            p["port"] = pick(&l["linkinfo"]["info_slave_data"], PORT_KEYS);
             p
         })
         .collect();
@@ -362,6 +378,7 @@ fn build_topology(outer: &Outer, a: i32, b: i32, c: i32, tag: &str) {
         "ip link add br0 type bridge forward_delay 700 stp_state 0 && \
              ip link add p1 type veth peer name p2 && ip link add q1 type veth peer name q2 && \
              ip link set p1 master br0 && ip link set q1 master br0 && \
+             ip link set p1 type bridge_slave cost 7 priority 9 learning off hairpin on && \
              ip link add mv0 link p2 type macvlan mode bridge && \
              ip link add vx0 type vxlan id 42 dstport 4789 local 10.1.0.1 dev va ttl 9 && \
              ip tuntap add dev tap0 mode tap user 1234 && \

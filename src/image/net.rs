@@ -129,6 +129,36 @@ pub struct NetLinkRecord {
     pub name_len: U32,
     pub alias_len: U32,
     pub reserved: U32,
+    /// As a bridge port (`master` set): cost, priority, [`port_flags`],
+    /// reserved.
+    pub port: [U32; 4],
+}
+
+/// Switches of a bridge port ([`NetLinkRecord::port`]\[2\]).
+pub mod port_flags {
+    pub const LEARNING: u32 = 1;
+    pub const UNICAST_FLOOD: u32 = 2;
+    pub const HAIRPIN: u32 = 4;
+    pub const GUARD: u32 = 8;
+    pub const ROOT_BLOCK: u32 = 16;
+    pub const FAST_LEAVE: u32 = 32;
+    pub const ISOLATED: u32 = 64;
+    pub const BROADCAST_FLOOD: u32 = 128;
+    pub const MULTICAST_FLOOD: u32 = 256;
+    pub const PROXY_ARP: u32 = 512;
+    pub const KNOWN: u32 = 1023;
+    pub const NAMES: [(u32, &str); 10] = [
+        (LEARNING, "learning"),
+        (UNICAST_FLOOD, "flood"),
+        (HAIRPIN, "hairpin"),
+        (GUARD, "guard"),
+        (ROOT_BLOCK, "root_block"),
+        (FAST_LEAVE, "fastleave"),
+        (ISOLATED, "isolated"),
+        (BROADCAST_FLOOD, "bcast_flood"),
+        (MULTICAST_FLOOD, "mcast_flood"),
+        (PROXY_ARP, "proxy_arp"),
+    ];
 }
 
 /// Which optional addresses a [`NetAddrRecord`] holds.
@@ -510,6 +540,13 @@ pub(crate) fn check(
                 });
             }
             limit(at, "hwaddr_len", r.hwaddr_len.get(), 32)?;
+            if r.port[2].get() & !port_flags::KNOWN != 0 || r.port[3].get() != 0 {
+                return Err(FormatError::NonZero {
+                    at,
+                    field: "port",
+                    value: r.port[2].get() as u64,
+                });
+            }
             if l.name.is_empty() {
                 return Err(invalid(at, "name_len", "a link has a name"));
             }
@@ -592,7 +629,7 @@ const _: () = {
     assert!(core::mem::size_of::<NetRouteRecord>() % 8 == 0);
     assert!(core::mem::size_of::<NetRuleRecord>() % 8 == 0);
     assert!(core::mem::size_of::<NetNsidRecord>() % 8 == 0);
-    assert!(core::mem::size_of::<NetLinkRecord>() == 168);
+    assert!(core::mem::size_of::<NetLinkRecord>() == 184);
     assert!(core::mem::size_of::<NetAddrRecord>() == 88);
     assert!(core::mem::size_of::<NetRouteRecord>() == 104);
     assert!(core::mem::size_of::<NetRuleRecord>() == 80);

@@ -15,8 +15,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use netlink_packet_core::Nla;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoTun, InfoVlan, InfoVxlan, LinkAttribute,
-    LinkInfo, LinkMessage,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoTun, InfoVlan,
+    InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
@@ -243,6 +243,9 @@ fn link_of(
                     match i {
                         LinkInfo::Kind(k) => kind = Some(k.clone()),
                         LinkInfo::Data(d) => data = Some(d),
+                        LinkInfo::PortData(InfoPortData::BridgePort(v)) => {
+                            rec.port = bridge_port(v).map(U32::new)
+                        }
                         _ => {}
                     }
                 }
@@ -406,6 +409,39 @@ fn link_of(
         name,
         alias,
     })
+}
+
+/// A bridge port's cost, priority and switches ([`port_flags`]).
+fn bridge_port(v: &[InfoBridgePort]) -> [u32; 4] {
+    use crate::image::net::port_flags as f;
+    let mut out = [0u32; 4];
+    for a in v {
+        let (bit, on) = match a {
+            InfoBridgePort::Cost(c) => {
+                out[0] = *c;
+                continue;
+            }
+            InfoBridgePort::Priority(p) => {
+                out[1] = *p as u32;
+                continue;
+            }
+            InfoBridgePort::Learning(b) => (f::LEARNING, *b),
+            InfoBridgePort::UnicastFlood(b) => (f::UNICAST_FLOOD, *b),
+            InfoBridgePort::HairpinMode(b) => (f::HAIRPIN, *b),
+            InfoBridgePort::Guard(b) => (f::GUARD, *b),
+            InfoBridgePort::Protect(b) => (f::ROOT_BLOCK, *b),
+            InfoBridgePort::FastLeave(b) => (f::FAST_LEAVE, *b),
+            InfoBridgePort::Isolated(b) => (f::ISOLATED, *b),
+            InfoBridgePort::BroadcastFlood(b) => (f::BROADCAST_FLOOD, *b),
+            InfoBridgePort::MulticastFlood(b) => (f::MULTICAST_FLOOD, *b),
+            InfoBridgePort::ProxyARP(b) => (f::PROXY_ARP, *b),
+            _ => continue,
+        };
+        if on {
+            out[2] |= bit;
+        }
+    }
+    out
 }
 
 fn kind_name(k: &InfoKind) -> String {
@@ -778,6 +814,16 @@ pub fn describe(v: &NetView<'_>, m: &mut Map<String, Value>) {
             m.insert("hwaddr".into(), json!(hw.join(":")));
             m.insert("alias".into(), text(l.alias));
             m.insert("master".into(), json!(r.master.get()));
+            if r.master.get() != 0 {
+                m.insert("port_cost".into(), json!(r.port[0].get()));
+                m.insert("port_priority".into(), json!(r.port[1].get()));
+                let on: Vec<&str> = crate::image::net::port_flags::NAMES
+                    .iter()
+                    .filter(|(b, _)| r.port[2].get() & b != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                m.insert("port_flags".into(), json!(on.join(",")));
+            }
             if r.link.get() != 0 {
                 m.insert("link".into(), json!(r.link.get()));
             }

@@ -21,8 +21,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
 };
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, InfoVxlan, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage, MacVlanFlags,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
+    InfoVeth, InfoVlan, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanFlags,
 };
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage};
@@ -349,6 +349,23 @@ pub fn restore(
                     err(
                         t.id,
                         format!("attaching {} to its master: {e}", name(l.name)),
+                    )
+                })?;
+            let mut m = LinkMessage::default();
+            m.header.index = l.rec.ifindex.get();
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(bridge_port(&l.rec.port))),
+            ]));
+            t.sock
+                .change(RouteNetlinkMessage::NewLink(m), 0)
+                .map_err(|e| {
+                    err(
+                        t.id,
+                        format!(
+                            "setting the bridge port attributes of {}: {e}",
+                            name(l.name)
+                        ),
                     )
                 })?;
         }
@@ -683,6 +700,26 @@ fn create_link(
         }
         _ => Err(io::Error::other("unknown kind")),
     }
+}
+
+/// The attributes of a bridge port from [`NetLinkRecord::port`].
+fn bridge_port(p: &[zerocopy::little_endian::U32; 4]) -> Vec<InfoBridgePort> {
+    use crate::image::net::port_flags as f;
+    let on = |bit: u32| p[2].get() & bit != 0;
+    vec![
+        InfoBridgePort::Cost(p[0].get()),
+        InfoBridgePort::Priority(p[1].get() as u16),
+        InfoBridgePort::Learning(on(f::LEARNING)),
+        InfoBridgePort::UnicastFlood(on(f::UNICAST_FLOOD)),
+        InfoBridgePort::HairpinMode(on(f::HAIRPIN)),
+        InfoBridgePort::Guard(on(f::GUARD)),
+        InfoBridgePort::Protect(on(f::ROOT_BLOCK)),
+        InfoBridgePort::FastLeave(on(f::FAST_LEAVE)),
+        InfoBridgePort::Isolated(on(f::ISOLATED)),
+        InfoBridgePort::BroadcastFlood(on(f::BROADCAST_FLOOD)),
+        InfoBridgePort::MulticastFlood(on(f::MULTICAST_FLOOD)),
+        InfoBridgePort::ProxyARP(on(f::PROXY_ARP)),
+    ]
 }
 
 fn addr_msg(a: &AddrView<'_>) -> AddressMessage {
