@@ -1026,3 +1026,38 @@ fn show_and_diff_describe_network_records() {
     assert!(same, "{d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--empty-ns net` replaces the root's own network namespace, and with it
+/// that of every task that shared it: nothing of the image is written into
+/// the empty one.
+#[test]
+fn empty_ns_net_also_empties_the_namespace_the_children_shared() {
+    let dir = scratch("net-empty-shared");
+    let outer = Outer::new();
+    let mut w = start_tree_with(&outer, 2, &["share"]);
+    let kid: i32 = w.extra[0].parse().unwrap();
+    let net = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/net")).unwrap();
+    assert_eq!(net(w.root), net(kid), "the children share the root's");
+    sh_in(
+        w.root,
+        "ip link set lo up && ip addr add 10.6.0.1/32 dev lo && ip link add v0 type veth peer name v1",
+    );
+    let img = dir.join("a.kst");
+    checkpoint_ok(w.root, &img, &[]);
+    w.wait_gone();
+    let r = restart_in(&outer, &img, &dir, &["--empty-ns", "net"]);
+    assert_eq!(net(r.root), net(kid));
+    for p in [r.root, kid] {
+        let links = json_in(p, "ip -j link show");
+        let names: Vec<&str> = links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str())
+            .collect();
+        assert_eq!(names, ["lo"], "only lo in the empty namespace of {p}");
+        assert_eq!(json_in(p, "ip -j addr show")[0]["addr_info"], json!([]));
+    }
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1472,9 +1472,14 @@ fn restore_net(
     let replaced =
         opts.empty.contains(&NsKind::Net) || opts.join.iter().any(|j| j.kind == NsKind::Net);
     let mut netns: HashMap<u32, OwnedFd> = HashMap::new();
-    for (i, t) in plan.tasks.iter().enumerate() {
+    // The root's namespace, and with it every task's that inherited it.
+    let skip = replaced
+        .then(|| nsproxy_ids(img, &plan.tasks[0].task))
+        .transpose()?
+        .map(|ids| ids[6]);
+    for t in &plan.tasks {
         let net = nsproxy_ids(img, &t.task)?[6];
-        if netns.contains_key(&net) || (i == 0 && replaced) {
+        if netns.contains_key(&net) || skip == Some(net) {
             continue;
         }
         let external = img
