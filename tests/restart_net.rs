@@ -703,9 +703,15 @@ fn a_veth_to_the_outside_needs_external_and_a_failed_restart_leaves_no_device() 
     checkpoint_ok(w.root, &img, &[]);
     w.wait_gone();
     let o = outer.pid();
-    let outer_has = |name: &str| sh_in(o, "ip -o link").contains(&format!(" {name}"));
+    let outer_has = |name: &str| {
+        json_in(o, "ip -j link show")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["ifname"] == name)
+    };
     common::wait_for(Duration::from_secs(10), "the outer veth end to go", || {
-        !outer_has(&format!("ho{tag}:"))
+        !outer_has(&format!("ho{tag}"))
     });
     let image = img.to_str().unwrap();
 
@@ -732,10 +738,7 @@ fn a_veth_to_the_outside_needs_external_and_a_failed_restart_leaves_no_device() 
     );
     assert!(!ok, "the hook makes the restart fail");
     assert!(err.contains("KSTATE_TEST_FAIL_AT"), "{err}");
-    assert!(
-        !outer_has(&format!("ho{tag}:")),
-        "the outer end was deleted"
-    );
+    assert!(!outer_has(&format!("ho{tag}")), "the outer end was deleted");
     for p in [w.root, a, b] {
         assert!(
             !Path::new(&format!("/proc/{p}")).exists()
