@@ -62,9 +62,14 @@ enum Command {
         /// Create this namespace anew and leave it unconfigured (net).
         #[arg(long = "empty-ns", value_name = "NS")]
         empty_ns: Vec<String>,
-        /// The path to bind for an external mount, as CRIU does:
-        /// mnt[KEY]:PATH. Repeatable.
-        #[arg(long = "external", value_name = "mnt[KEY]:PATH")]
+        /// An external resource, as CRIU does (repeatable): mnt[KEY]:PATH
+        /// binds PATH for an external mount; veth[INNER]:OUTER[@BRIDGE] makes
+        /// the outer end of a veth whose peer was outside the tree in kstate's
+        /// own network namespace as OUTER, on BRIDGE if given.
+        #[arg(
+            long = "external",
+            value_name = "mnt[KEY]:PATH|veth[INNER]:OUTER[@BRIDGE]"
+        )]
         external: Vec<String>,
     },
     /// Show an image's objects.
@@ -129,6 +134,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             empty_ns,
             external,
         } => {
+            // veth[...] specs are the network's; mnt[...] ones the mounts'.
+            let (veth, external): (Vec<String>, Vec<String>) =
+                external.into_iter().partition(|s| s.starts_with("veth["));
+            let external_veth = veth
+                .iter()
+                .map(|s| kstate::objects::net_restore::ExternalVeth::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
             let (join, empty) = kstate::kstate::restart::parse_ns_options(&join_ns, &empty_ns)
                 .map_err(|e| e.to_string())?;
             let opts = kstate::kstate::restart::RestartOptions {
@@ -138,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 join,
                 empty,
                 external,
+                external_veth,
             };
             let result = kstate::kstate::restart::restart(&opts);
             kstate::kstate::freeze::test_pause("before-exit");

@@ -153,6 +153,7 @@ fn expected_error(name: &str, err: &FormatError) -> bool {
                 ..
             }
         ),
+        "bad-net-sysctl.kst" => matches!(err, E::Invalid { field: "name", .. }),
         other => panic!("no expected error for fixture {other}: add it to expected_error"),
     }
 }

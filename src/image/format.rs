@@ -194,6 +194,14 @@ pub enum Kind {
     Pipe = 15,
     /// One entry of a task's fd table (1.1).
     Fd = 16,
+    /// Network namespace contents (see image/net.rs): a link, an address,
+    /// a route, a policy rule, a netns id, a sysctl.
+    NetLink = 17,
+    NetAddr = 18,
+    NetRoute = 19,
+    NetRule = 20,
+    NetNsid = 21,
+    NetSysctl = 22,
     /// One mount of a mount namespace of the tree's own (1.2).
     Mount = 27,
     /// One file, directory or link of a tmpfs mount (1.2).
@@ -201,7 +209,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 24] = [
         Kind::UserNs,
         Kind::PidNs,
         Kind::UtsNs,
@@ -218,6 +226,12 @@ impl Kind {
         Kind::Vma,
         Kind::Pipe,
         Kind::Fd,
+        Kind::NetLink,
+        Kind::NetAddr,
+        Kind::NetRoute,
+        Kind::NetRule,
+        Kind::NetNsid,
+        Kind::NetSysctl,
         Kind::Mount,
         Kind::MntFile,
     ];
@@ -240,6 +254,12 @@ impl Kind {
             14 => Kind::Vma,
             15 => Kind::Pipe,
             16 => Kind::Fd,
+            17 => Kind::NetLink,
+            18 => Kind::NetAddr,
+            19 => Kind::NetRoute,
+            20 => Kind::NetRule,
+            21 => Kind::NetNsid,
+            22 => Kind::NetSysctl,
             27 => Kind::Mount,
             28 => Kind::MntFile,
             _ => return None,
@@ -265,6 +285,12 @@ impl Kind {
             Kind::Vma => "vma",
             Kind::Pipe => "pipe",
             Kind::Fd => "fd",
+            Kind::NetLink => "net_link",
+            Kind::NetAddr => "net_addr",
+            Kind::NetRoute => "net_route",
+            Kind::NetRule => "net_rule",
+            Kind::NetNsid => "net_nsid",
+            Kind::NetSysctl => "net_sysctl",
             Kind::Mount => "mount",
             Kind::MntFile => "mnt_file",
         }
@@ -310,6 +336,12 @@ impl Kind {
             Kind::Vma => size_of::<VmaRecord>(),
             Kind::Pipe => size_of::<PipeRecord>(),
             Kind::Fd => size_of::<FdRecord>(),
+            Kind::NetLink => size_of::<super::net::NetLinkRecord>(),
+            Kind::NetAddr => size_of::<super::net::NetAddrRecord>(),
+            Kind::NetRoute => size_of::<super::net::NetRouteRecord>(),
+            Kind::NetRule => size_of::<super::net::NetRuleRecord>(),
+            Kind::NetNsid => size_of::<super::net::NetNsidRecord>(),
+            Kind::NetSysctl => size_of::<super::net::NetSysctlRecord>(),
             Kind::Mount => size_of::<MountRecord>(),
             Kind::MntFile => size_of::<MntFileRecord>(),
         }

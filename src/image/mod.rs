@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod format;
+pub mod net;
 pub mod reader;
 pub mod source;
 pub mod writer;

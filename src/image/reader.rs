@@ -140,6 +140,8 @@ pub enum Object<'a> {
     Vma(VmaView<'a>),
     Pipe(PipeView<'a>),
     Fd(FdView<'a>),
+    /// Network namespace contents (kinds 17..=22, image/net.rs).
+    Net(super::net::NetView<'a>),
     Mount(MountView<'a>),
     MntFile(MntFileView<'a>),
 }
@@ -233,6 +235,7 @@ impl<'a> Object<'a> {
             Object::Fd(_) => Kind::Fd,
             Object::Mount(_) => Kind::Mount,
             Object::MntFile(_) => Kind::MntFile,
+            Object::Net(v) => v.kind(),
         }
     }
 
@@ -272,7 +275,7 @@ struct Roots {
 
 /// Copies a fixed part into a zeroed `T`: fields an older writer did not have
 /// read as zero, fields a newer writer appended are ignored.
-fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
+pub(crate) fn load_fixed<T: FromBytes + IntoBytes + FromZeros>(bytes: &[u8]) -> T {
     if let Ok((t, _)) = T::read_from_prefix(bytes) {
         // The usual case: a copy of a size known at compile time.
         return t;
@@ -812,6 +815,9 @@ impl<'a> Image<'a> {
                 }
                 Object::Mount(m) => self.check_mount(at, &m)?,
                 Object::MntFile(f) => self.check_mnt_file(at, &f)?,
+                Object::Net(v) => super::net::check(at, &v, |field, r, kind, undef_ok| {
+                    self.check_ref(at, field, r, kind, undef_ok)
+                })?,
             }
         }
         Ok(())
@@ -1424,6 +1430,18 @@ impl<'a> Image<'a> {
                 let target = cur.take::<u8>(rec.target_len.get() as u64, "target_len")?;
                 cur.finish("target_len")?;
                 Object::MntFile(MntFileView { rec, path, target })
+            }
+            Kind::NetLink
+            | Kind::NetAddr
+            | Kind::NetRoute
+            | Kind::NetRule
+            | Kind::NetNsid
+            | Kind::NetSysctl => {
+                let v = super::net::parse(raw.kind, raw.fixed, at, |n, field| {
+                    cur.take::<u8>(n, field)
+                })?;
+                cur.finish("variable parts")?;
+                Object::Net(v)
             }
         };
         Ok(obj)

@@ -14,7 +14,7 @@ use super::output::Output;
 use super::registry::{Registry, TaskState};
 use super::Error;
 use crate::image::{HeaderInfo, ImageWriter};
-use crate::objects::{core, files, mm, mnt_ns, namespace, nsproxy, task, vma, ObjectError};
+use crate::objects::{core, files, mm, mnt_ns, namespace, net, nsproxy, task, vma, ObjectError};
 use crate::sys::inject::Injector;
 
 #[derive(Clone, Debug)]
@@ -58,10 +58,15 @@ pub fn collect(frozen: &FrozenTree, external: &[String]) -> Result<Registry, Err
     namespace::mark_external(&mut reg, &frozen.pids())?;
     namespace::collect_contents(&mut reg)?;
     mnt_ns::collect_all(&mut reg, external)?;
+    net::collect(&mut reg)?;
+    freeze::test_pause("after-net");
     for (i, p) in frozen.processes.iter().enumerate() {
         reg.tasks[i].state = Some(collect_state(&mut reg, p.pid, &p.threads)?);
     }
     mnt_ns::check_files(&reg)?;
+    // The consistency digest: the network state read again must not have
+    // changed (the tree is frozen, but outside processes are not).
+    net::verify(&reg)?;
     Ok(reg)
 }
 
@@ -136,6 +141,7 @@ pub fn dump_patched<W: Write>(
     }
     namespace::dump_all(reg, &mut w)?;
     mnt_ns::dump_all(reg, &mut w)?;
+    net::dump(reg, &mut w)?;
     nsproxy::dump_all(reg, &mut w)?;
     task::dump_all(reg, &mut w)?;
     let page = crate::sys::page_size() as u64;

@@ -53,6 +53,12 @@ pub const LEGIT: &[(&str, &str, &str)] = &[
         "extent",
         "record ids of extents shift when page counts of mappings before them do",
     ),
+    (
+        "net_addr",
+        "valid",
+        "an address's remaining lifetime counts down",
+    ),
+    ("net_addr", "preferred", "likewise"),
 ];
 
 fn legit(kind: &str, field: &str) -> bool {

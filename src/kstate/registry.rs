@@ -235,6 +235,8 @@ pub struct Registry {
     pub mount_tables: Vec<crate::objects::mnt_ns::MountTable>,
     /// Every pipe the tree's fds refer to, once each.
     pub pipes: Vec<crate::objects::files::PipeInfo>,
+    /// The contents of the tree's own network namespaces.
+    pub net: Vec<crate::objects::net::NetContents>,
 }
 
 impl Registry {

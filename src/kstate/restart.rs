@@ -66,6 +66,9 @@ pub struct RestartOptions {
     pub empty: Vec<NsKind>,
     /// `--external mnt[KEY]:PATH`: what to bind for each external mount.
     pub external: Vec<String>,
+    /// `--external veth[INNER]:OUTER[@BRIDGE]`: outer ends of veths whose
+    /// peer was outside the tree.
+    pub external_veth: Vec<crate::objects::net_restore::ExternalVeth>,
 }
 
 /// One `--join-ns NS:PID|NS_FILE[:EXTRA]`: the namespace file, opened once
@@ -1563,6 +1566,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     plan_mounts(&img, &mut plan, opts)?;
     phase("planned");
     preflight(&plan)?;
+    crate::objects::net_restore::preflight(&img, &opts.external_veth)?;
     super::freeze::test_pause("after-checks");
     phase("checks passed");
     let res = open_resources(&plan, opts)?;
@@ -1598,6 +1602,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         t.pid = by_image.get(&t.pid).copied().unwrap_or(t.pid);
     }
     let root = plan.tasks[0].pid;
+    let net_guard = restore_net(&img, &plan, opts)?;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
     // Every task is seized and asked to stop first, then each stop is
@@ -1626,6 +1631,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     phase("every task detached");
     drop(res);
     cleanup.armed = false;
+    net_guard.disarm();
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{root}\n")).map_err(|e| RestartError::File {
             path: p.display().to_string(),
@@ -1660,6 +1666,49 @@ fn plan_mounts<'a>(
         }
     }
     Ok(())
+}
+
+/// Configures the tree's own network namespaces (objects/net_restore.rs),
+/// each reached through the first restored task that lives in it; the
+/// root's is left alone when `--join-ns net` or `--empty-ns net` replaced it.
+fn restore_net(
+    img: &Image<'_>,
+    plan: &Plan<'_>,
+    opts: &RestartOptions,
+) -> Result<crate::objects::net_restore::NetGuard, RestartError> {
+    let replaced =
+        opts.empty.contains(&NsKind::Net) || opts.join.iter().any(|j| j.kind == NsKind::Net);
+    let mut netns: HashMap<u32, OwnedFd> = HashMap::new();
+    // The root's namespace, and with it every task's that inherited it.
+    let skip = replaced
+        .then(|| nsproxy_ids(img, &plan.tasks[0].task))
+        .transpose()?
+        .map(|ids| ids[6]);
+    for t in &plan.tasks {
+        let net = nsproxy_ids(img, &t.task)?[6];
+        if netns.contains_key(&net) || skip == Some(net) {
+            continue;
+        }
+        let external = img
+            .object(net)
+            .ok()
+            .and_then(|o| o.ns_common().map(|c| c.is_external()))
+            .unwrap_or(true);
+        if external {
+            continue;
+        }
+        let path = format!("/proc/{}/ns/net", t.pid);
+        let fd = std::fs::File::open(&path).map_err(|e| RestartError::File {
+            path: path.clone(),
+            what: format!("cannot open the network namespace of task {}: {e}", t.pid),
+        })?;
+        netns.insert(net, fd.into());
+    }
+    Ok(crate::objects::net_restore::restore(
+        img,
+        &netns,
+        &opts.external_veth,
+    )?)
 }
 
 /// Waits for the root, reaping orphans meanwhile; returns its exit code

@@ -39,6 +39,7 @@ pub fn object_json(id: u32, obj: &Object<'_>) -> Value {
         Object::Fd(f) => files::describe_fd(f, &mut m),
         Object::Mount(v) => mnt_ns::describe_mount(v, &mut m),
         Object::MntFile(v) => mnt_ns::describe_file(v, &mut m),
+        Object::Net(v) => crate::objects::net::describe(v, &mut m),
         ns => namespace::describe(ns, &mut m),
     }
     Value::Object(m)
@@ -257,6 +258,7 @@ pub fn to_text(img: &Image<'_>) -> Result<String, FormatError> {
     if files > 0 {
         let _ = writeln!(out, "tmpfs entries: {files}");
     }
+    out.push_str(&crate::objects::net::topology(&objects));
     let extents = of("extent").count();
     if extents > 0 {
         let _ = writeln!(out, "extents: {extents}");

@@ -7,8 +7,11 @@ pub mod ipc_ns;
 pub mod mm;
 pub mod mnt_ns;
 pub mod namespace;
+pub mod net;
+pub mod net_restore;
 pub mod nsproxy;
 pub mod pid_ns;
+pub mod rtnl;
 pub mod task;
 pub mod time_ns;
 pub mod user_ns;
@@ -75,6 +78,8 @@ pub enum ObjectError {
     },
     #[error("{0}")]
     Option(String),
+    #[error("network namespace {ns}: {what}")]
+    Net { ns: String, what: String },
     #[error("writing the image: {0}")]
     Write(#[source] io::Error),
 }

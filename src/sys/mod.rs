@@ -9,6 +9,7 @@ pub mod nsquery;
 pub mod pipe;
 pub mod ptrace;
 pub mod regs;
+pub mod tun;
 pub mod vm;
 
 use std::fs::File;

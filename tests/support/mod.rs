@@ -342,6 +342,113 @@ pub fn image_minimal() -> Vec<u8> {
     b.finish()
 }
 
+/// A minimal tree whose net namespace (record 6) holds one of each network
+/// record: lo, a veth pair, an address, a route, a rule, an id for a second
+/// (external) net namespace, and a sysctl.
+pub fn image_net() -> Vec<u8> {
+    use kstate::image::net::*;
+    use zerocopy::little_endian::I32;
+    let mut b = Builder::new();
+    let user = b.user_ns(
+        0,
+        Ref::UNDEF,
+        0,
+        &[ext(0, 0, u32::MAX)],
+        &[ext(0, 0, u32::MAX)],
+    );
+    let pid = b.pid_ns(0, user, Ref::UNDEF, 0, 1);
+    let set = b.ns_set(user, pid, pid);
+    let np = b.nsproxy(1, &set);
+    b.task(&TaskSpec::new(Ref::UNDEF, np, 0, &[1]));
+    let net = set.net;
+    let other = b.plain_ns(Kind::NetNs, ns_flags::EXTERNAL, user);
+    let link = |ifindex: u32, kind: u32, peer: u32, name: &[u8]| NetLinkRecord {
+        netns: net,
+        peer_ns: if peer != 0 { net } else { Ref::UNDEF },
+        ifindex: U32::new(ifindex),
+        peer_ifindex: U32::new(peer),
+        kind: U32::new(kind),
+        flags: U32::new(0x1043),
+        mtu: U32::new(1500),
+        txqlen: U32::new(1000),
+        hwaddr_len: U32::new(6),
+        hwaddr: [2; 32],
+        name_len: U32::new(name.len() as u32),
+        ..Default::default()
+    };
+    b.push(
+        Kind::NetLink,
+        &link(1, link_kind::LOOPBACK, 0, b"lo"),
+        &[b"lo", b""],
+    );
+    b.push(
+        Kind::NetLink,
+        &link(2, link_kind::VETH, 3, b"va"),
+        &[b"va", b""],
+    );
+    b.push(
+        Kind::NetLink,
+        &link(3, link_kind::VETH, 2, b"vb"),
+        &[b"vb", b""],
+    );
+    let mut local = [0u8; 16];
+    local[..4].copy_from_slice(&[10, 1, 0, 1]);
+    let addr = NetAddrRecord {
+        netns: net,
+        ifindex: U32::new(2),
+        family: libc::AF_INET as u8,
+        prefix_len: 24,
+        flags: U32::new(0x80),
+        valid: U32::new(u32::MAX),
+        preferred: U32::new(u32::MAX),
+        present: U32::new(addr_present::LOCAL | addr_present::ADDRESS),
+        local,
+        address: local,
+        label_len: U32::new(2),
+        ..Default::default()
+    };
+    b.push(Kind::NetAddr, &addr, &[b"va"]);
+    let route = NetRouteRecord {
+        netns: net,
+        family: libc::AF_INET as u8,
+        dst_len: 16,
+        protocol: 3,
+        rtype: 1,
+        table: U32::new(254),
+        oif: U32::new(2),
+        present: U32::new(route_present::DST | route_present::GATEWAY | route_present::OIF),
+        dst: local,
+        gateway: local,
+        ..Default::default()
+    };
+    b.push(Kind::NetRoute, &route, &[]);
+    let rule = NetRuleRecord {
+        netns: net,
+        family: libc::AF_INET as u8,
+        action: 1,
+        table: U32::new(100),
+        priority: U32::new(1000),
+        present: U32::new(rule_present::PRIORITY),
+        ..Default::default()
+    };
+    b.push(Kind::NetRule, &rule, &[b"", b""]);
+    let nsid = NetNsidRecord {
+        netns: net,
+        peer: other,
+        nsid: I32::new(4),
+        reserved: U32::ZERO,
+    };
+    b.push(Kind::NetNsid, &nsid, &[]);
+    let name: &[u8] = b"ipv4/conf/all/forwarding";
+    let sysctl = NetSysctlRecord {
+        netns: net,
+        name_len: U32::new(name.len() as u32),
+        value_len: U32::new(1),
+    };
+    b.push(Kind::NetSysctl, &sysctl, &[name, b"1"]);
+    b.finish()
+}
+
 /// An image with no records at all (header, empty index, trailer).
 pub fn image_empty() -> Vec<u8> {
     Builder::new().finish()
@@ -834,6 +941,24 @@ pub fn fixtures() -> Vec<Fixture> {
         &340u32.to_le_bytes(),
     );
     v.push(fx("bad-count.kst", b, "valid-nested with the level-1 user ns claiming 340 uid extents, more than the file holds (CRC fixed)"));
+
+    let net = image_net();
+    v.push(fx(
+        "valid-net.kst",
+        net.clone(),
+        "valid-minimal plus one of each network record (links lo and a veth pair, address, route, rule, netns id, sysctl)",
+    ));
+    let mut b = net;
+    let sysctl = nth_of_kind(&b, Kind::NetSysctl, 0);
+    // The name follows the fixed part; patch_payload keeps the CRC right,
+    // so that the path check is what refuses it.
+    let at = size_of::<kstate::image::net::NetSysctlRecord>();
+    patch_payload(&mut b, sysctl, at, b"../");
+    v.push(fx(
+        "bad-net-sysctl.kst",
+        b,
+        "valid-net with its sysctl's name made to start with ../ (a path out of /proc/sys/net; CRC fixed)",
+    ));
 
     let mut b = minimal;
     let rc = b.len() - size_of::<Trailer>() + offset_of!(Trailer, record_count);
