@@ -31,7 +31,8 @@ fn counter_carries_on_without_gap_or_repeat() {
         },
     );
     let a = dir.join("a.kst");
-    checkpoint_ok(w.root, &a, &[]);
+    // --sync: the image is flushed to disk before it is renamed into place.
+    checkpoint_ok(w.root, &a, &["--sync"]);
     w.wait_gone();
     let before = std::fs::read_to_string(&out).unwrap().lines().count();
     let r = Restarted::start(&a, &dir);
