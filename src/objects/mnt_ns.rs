@@ -20,7 +20,11 @@
 //! it creates its children (who inherit it) and, being the init of its pid
 //! namespace when it has one, so that proc shows the restored pids: the
 //! copy (of kstate's namespace, or of the parent task's restored one) is
-//! matched against the inherited records, their propagation is set first
+//! matched against the inherited records (the root of a cgroup or cgroup2
+//! mount is shown relative to the *reader's* cgroup namespace: a restorer in
+//! a cgroup namespace the tree made, rooted at kstate's cgroups, reads it
+//! back in kstate's terms, as the checkpoint recorded it; see
+//! [`CgroupView`]), their propagation is set first
 //! (private when they were, so that nothing done next propagates out),
 //! then their changed flags, mounts that are not in the image are taken
 //! away (lazily, deepest first), then every other mount is made
