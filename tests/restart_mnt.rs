@@ -378,3 +378,133 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A cgroup of the test's own, a child of the cgroup2 hierarchy's root;
+/// when dropped, every process in it is killed (by pid) and it is removed.
+struct TestCgroup(PathBuf);
+
+impl TestCgroup {
+    /// `None` when no cgroup2 hierarchy is mounted.
+    fn new() -> Option<TestCgroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let mp = info.lines().find_map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            let dash = w.iter().position(|x| *x == "-")?;
+            (w.get(dash + 1) == Some(&"cgroup2")).then(|| w[4].to_string())
+        })?;
+        let p = Path::new(&mp).join(format!("kstate-test-cgns-{}", std::process::id()));
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        Some(TestCgroup(p))
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let procs = std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                kill_tree(pid);
+            }
+            if std::fs::remove_dir(&self.0).is_ok() || std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// `kstate restart IMAGE --pidfile …` run from inside cgroup `cg`, until the
+/// tree runs (20 s at most).
+fn restart_in_cgroup(image: &Path, scratch: &Path, cg: &TestCgroup) -> Restarted {
+    use std::process::{Command, Stdio};
+    let pidfile = scratch.join("cg-pid");
+    let errfile = scratch.join("cg-restart-stderr");
+    let mut kstate = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#)
+        .arg(&cg.0)
+        .arg(common::kstate_bin())
+        .arg("restart")
+        .arg(image)
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&errfile).expect("stderr file"))
+        .spawn()
+        .expect("start kstate restart");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return Restarted { kstate, root: pid };
+        }
+        if let Ok(Some(st)) = kstate.try_wait() {
+            panic!(
+                "kstate restart exited with {st}: {}",
+                std::fs::read_to_string(&errfile).unwrap_or_default()
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = kstate.kill();
+            let _ = kstate.wait();
+            panic!("kstate restart did not bring the tree up within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// mntns.c with a cgroup namespace of its own too (no user namespace),
+/// restarted from a cgroup of the test's own: the restorers' new cgroup
+/// namespace is rooted there, so they read the inherited cgroup2 mount's
+/// root as `/..` where kstate read `/` at checkpoint (mountinfo shows a
+/// cgroup mount's root relative to the reader's cgroup namespace). The
+/// restored root's and child's mountinfo, read here, equal the originals',
+/// the workload's checks pass, and a second checkpoint is diff-equal.
+#[test]
+fn inherited_cgroup_mounts_with_a_cgroup_namespace_of_the_trees_own() {
+    let dir = scratch("mnt-cgns");
+    let d = dir.to_str().unwrap();
+    let Some(cg) = TestCgroup::new() else {
+        eprintln!("skipped: no cgroup2 hierarchy mounted, so no cgroup mount to inherit");
+        return;
+    };
+    let cgns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap();
+    let mut w = Reaped::start("mntns", &[d, "cgns"]);
+    let me = std::process::id() as i32;
+    assert_ne!(cgns(w.root), cgns(me), "the tree's own cgroup namespace");
+    let before = mounts(w.root);
+    let child_before = mounts(common::children(w.root)[0]);
+    assert!(
+        before.iter().any(|l| l.contains("- cgroup2 ")),
+        "an inherited cgroup2 mount in {before:#?}"
+    );
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+
+    let r = restart_in_cgroup(&a, &dir.join("img"), &cg);
+    assert_ne!(cgns(r.root), cgns(me), "a cgroup namespace of its own");
+    let procs = std::fs::read_to_string(cg.0.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == r.root.to_string()),
+        "the restored root runs in the test's cgroup: {procs}"
+    );
+    assert_eq!(mounts(r.root), before, "the restored root's mountinfo");
+    assert_eq!(
+        mounts(common::children(r.root)[0]),
+        child_before,
+        "the restored child's mountinfo"
+    );
+    let b = dir.join("img/b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "second checkpoint differs:\n{text}");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    drop(cg);
+    let _ = std::fs::remove_dir_all(&dir);
+}

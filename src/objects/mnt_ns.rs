@@ -20,7 +20,11 @@
 //! it creates its children (who inherit it) and, being the init of its pid
 //! namespace when it has one, so that proc shows the restored pids: the
 //! copy (of kstate's namespace, or of the parent task's restored one) is
-//! matched against the inherited records, their propagation is set first
+//! matched against the inherited records (the root of a cgroup or cgroup2
+//! mount is shown relative to the *reader's* cgroup namespace: a restorer in
+//! a cgroup namespace the tree made, rooted at kstate's cgroups, reads it
+//! back in kstate's terms, as the checkpoint recorded it; see
+//! [`CgroupView`]), their propagation is set first
 //! (private when they were, so that nothing done next propagates out),
 //! then their changed flags, mounts that are not in the image are taken
 //! away (lazily, deepest first), then every other mount is made
@@ -836,6 +840,123 @@ pub struct MountPlan<'a> {
     pub data: HashMap<u32, &'a [u8]>,
     /// `--external mnt[KEY]:PATH` of the restart.
     pub external: Vec<(Vec<u8>, Vec<u8>)>,
+    /// kstate's cgroups, to read cgroup mounts' roots in its terms.
+    pub cgroups: CgroupView,
+}
+
+/// The calling process's cgroups as /proc/self/cgroup shows them (relative
+/// to its cgroup namespace's root) and the identity of that namespace.
+///
+/// The `root` field of a cgroup or cgroup2 mount in mountinfo is shown
+/// relative to the root of the *reader's* cgroup namespace, in that
+/// hierarchy (kernel `cgroup_show_path`): kstate, in the host's, reads
+/// `/` for a hierarchy's root; a restorer in a cgroup namespace the tree
+/// makes at restart, rooted at kstate's own cgroups (restorers are never
+/// moved), reads `/..`, `/../..`, … wherever kstate's cgroup is not the
+/// hierarchy's root. [`CgroupView::in_own_terms`] turns the latter back.
+#[derive(Clone, Debug, Default)]
+pub struct CgroupView {
+    /// Device and inode of the cgroup namespace (`None`: no cgroups).
+    ns: Option<(u64, u64)>,
+    /// Per hierarchy: its controllers and `name=…` (none for cgroup2), and
+    /// the process's cgroup in it.
+    paths: Vec<(Vec<Vec<u8>>, Vec<u8>)>,
+}
+
+impl CgroupView {
+    /// The calling process's (kstate's); empty without cgroups.
+    pub fn own() -> CgroupView {
+        let Ok(meta) = std::fs::metadata("/proc/self/ns/cgroup") else {
+            return CgroupView::default();
+        };
+        let Ok(text) = procfs::read(Path::new("/proc/self/cgroup")) else {
+            return CgroupView::default();
+        };
+        CgroupView {
+            ns: Some((meta.dev(), meta.ino())),
+            paths: parse_cgroups(&text),
+        }
+    }
+
+    /// The cgroup of this view in the hierarchy mount `m` shows.
+    fn path_of(&self, m: &MountEntry) -> Option<&[u8]> {
+        let found = match m.fstype.as_slice() {
+            b"cgroup2" => self.paths.iter().find(|(c, _)| c.is_empty()),
+            b"cgroup" => {
+                let opts: Vec<&[u8]> = m.super_opts.split(|&b| b == b',').collect();
+                self.paths
+                    .iter()
+                    .find(|(c, _)| c.iter().any(|x| opts.contains(&x.as_slice())))
+            }
+            _ => None,
+        };
+        found.map(|(_, p)| p.as_slice())
+    }
+
+    /// When the calling task is in another cgroup namespace than this
+    /// view's (one the tree made at restart, rooted at this view's
+    /// cgroups), rewrites the roots of its cgroup mounts in `live` as this
+    /// view's process would read them.
+    fn in_own_terms(&self, live: &mut [MountEntry]) {
+        let Some(ns) = self.ns else { return };
+        match std::fs::metadata("/proc/self/ns/cgroup") {
+            Ok(m) if (m.dev(), m.ino()) != ns => {}
+            _ => return,
+        }
+        for l in live.iter_mut() {
+            if let Some(base) = self.path_of(l) {
+                let root = cgroup_join(base, &l.root);
+                log::debug!(
+                    "restore: cgroup mount {} root {} read as {}",
+                    procfs::show(&l.mountpoint),
+                    procfs::show(&l.root),
+                    procfs::show(&root)
+                );
+                l.root = root;
+            }
+        }
+    }
+}
+
+/// Parses /proc/PID/cgroup (`ID:CONTROLLERS:PATH` lines); a malformed line
+/// is skipped (its hierarchy is then matched as read).
+fn parse_cgroups(text: &[u8]) -> Vec<(Vec<Vec<u8>>, Vec<u8>)> {
+    text.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let mut w = line.splitn(3, |&b| b == b':');
+            let (_, ctl, path) = (w.next()?, w.next()?, w.next()?);
+            let ctl = ctl
+                .split(|&b| b == b',')
+                .filter(|c| !c.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            Some((ctl, path.to_vec()))
+        })
+        .collect()
+}
+
+/// `rel`, a path from a cgroup `base` (`/a/b`, `/../c`, …), as a path from
+/// where `base` is from: `..` taken lexically, kept where it goes above.
+fn cgroup_join(base: &[u8], rel: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in base.split(|&b| b == b'/').chain(rel.split(|&b| b == b'/')) {
+        match c {
+            b"" | b"." => {}
+            b".." if parts.last().is_some_and(|p| *p != b"..") => {
+                parts.pop();
+            }
+            _ => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// Gathers the mount records of an image (already validated) and checks
@@ -846,6 +967,7 @@ pub fn plan<'a>(img: &Image<'a>, external: &[String]) -> Result<MountPlan<'a>, S
             .iter()
             .map(|s| parse_external(s))
             .collect::<Result<_, _>>()?,
+        cgroups: CgroupView::own(),
         ..MountPlan::default()
     };
     let mut mount_at: HashMap<u32, (u32, usize)> = HashMap::new();
@@ -962,7 +1084,9 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
         return Ok(());
     };
     let text = std::fs::read("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
-    let live = parse_mountinfo(&text).ok_or("mountinfo: cannot parse it")?;
+    let mut live = parse_mountinfo(&text).ok_or("mountinfo: cannot parse it")?;
+    // Roots of cgroup mounts as kstate reads them, as the image has them.
+    plan.cgroups.in_own_terms(&mut live);
     // Match the inherited mounts with the copy of kstate's namespace:
     // `matched[j]` is the record live mount j is.
     let mut matched: Vec<Option<usize>> = vec![None; live.len()];
@@ -1329,5 +1453,35 @@ mod tests {
         assert_eq!(path_under(b"/ab", b"/a"), None);
         assert_eq!(path_under(b"/x", b"/"), Some(&b"x"[..]));
         assert_eq!(replace_ro(b"ro,size=4k"), b"rw,size=4k");
+    }
+
+    #[test]
+    fn cgroup_roots_in_the_readers_terms() {
+        assert_eq!(cgroup_join(b"/a/b", b"/../.."), b"/");
+        assert_eq!(cgroup_join(b"/a/b", b"/"), b"/a/b");
+        assert_eq!(cgroup_join(b"/a/b", b"/../c"), b"/a/c");
+        assert_eq!(cgroup_join(b"/", b"/.."), b"/..");
+        assert_eq!(cgroup_join(b"/..", b"/../x"), b"/../../x");
+        let view = CgroupView {
+            ns: Some((1, 2)),
+            paths: parse_cgroups(b"4:memory:/p/q\n2:cpu,cpuacct:/\n9:name=systemd:/s\n0::/u:v\n"),
+        };
+        let m = |fstype: &[u8], opts: &[u8]| MountEntry {
+            fstype: fstype.to_vec(),
+            super_opts: opts.to_vec(),
+            ..MountEntry::default()
+        };
+        assert_eq!(
+            view.path_of(&m(b"cgroup", b"rw,memory")),
+            Some(&b"/p/q"[..])
+        );
+        assert_eq!(view.path_of(&m(b"cgroup", b"rw,cpuacct")), Some(&b"/"[..]));
+        assert_eq!(
+            view.path_of(&m(b"cgroup", b"rw,name=systemd")),
+            Some(&b"/s"[..])
+        );
+        assert_eq!(view.path_of(&m(b"cgroup2", b"rw")), Some(&b"/u:v"[..]));
+        assert_eq!(view.path_of(&m(b"cgroup", b"rw,pids")), None);
+        assert_eq!(view.path_of(&m(b"tmpfs", b"rw")), None);
     }
 }
