@@ -1385,20 +1385,23 @@ fn restore_all(
     plan: &Plan<'_>,
     pids: &HashMap<i32, i32>,
     fds: TaskFds,
+    own: &[crate::objects::mm::Vma],
 ) -> Result<(), RestartError> {
     let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
+    // Every restorer is a fork of kstate: the same [vdso], at the same place.
+    let syscall_ip = sys::inject::Injector::own_syscall_ip().map_err(inject_err(0))?;
     let mut work = Vec::with_capacity(plan.tasks.len());
     // 1. The first batch, started in every task.
     for t in &plan.tasks {
         log::debug!("restore: task {}", t.pid);
         let ierr = inject_err(t.pid);
-        let mut inj = sys::inject::Injector::new(t.pid).map_err(&ierr)?;
+        let mut inj = sys::inject::Injector::with_syscall_ip(t.pid, syscall_ip).map_err(&ierr)?;
         let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
             vec![(last_pid_path, libc::O_WRONLY)]
         } else {
             Vec::new()
         };
-        let (prepared, batch) = vma::prepare(t, &inj, &extra)?;
+        let (prepared, batch) = vma::prepare(t, &inj, own, &extra)?;
         let started = inj.start(batch).map_err(&ierr)?;
         work.push(TaskRestore {
             t,
@@ -1576,9 +1579,10 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         pids: Vec::new(),
         armed: true,
     };
-    let own = vma::own_ranges()?;
+    let own = vma::own_maps()?;
+    let own_ranges: Vec<(u64, u64)> = own.iter().map(|v| (v.start, v.end)).collect();
     for t in plan.tasks.iter_mut() {
-        t.scratch = vma::scratch_for(t, &own)?;
+        t.scratch = vma::scratch_for(t, &own_ranges)?;
     }
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
@@ -1623,7 +1627,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
             .find(|j| j.kind == NsKind::User)
             .map(|j| (j.fd.as_raw_fd(), j.ids)),
     };
-    restore_all(&img, &plan, &by_image, fds)?;
+    restore_all(&img, &plan, &by_image, fds, &own)?;
     phase("every task restored");
     for t in &plan.tasks {
         ptrace::detach(t.pid, 0).map_err(task_err(t.pid, "PTRACE_DETACH"))?;

@@ -331,15 +331,14 @@ pub fn scratch_for(t: &TaskPlan<'_>, own: &[(u64, u64)]) -> Result<u64, ObjectEr
     })
 }
 
-/// kstate's own mappings, as ranges.
-pub fn own_ranges() -> Result<Vec<(u64, u64)>, ObjectError> {
+/// kstate's own mappings.
+pub fn own_maps() -> Result<Vec<super::mm::Vma>, ObjectError> {
     let pid = std::process::id() as i32;
     let path = crate::procfs::pid_path(pid, "maps");
     let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
     Ok(maps
         .split(|&b| b == b'\n')
         .filter_map(super::mm::parse_maps_line)
-        .map(|v| (v.start, v.end))
         .collect())
 }
 
@@ -410,16 +409,15 @@ impl Prepared {
 pub fn prepare(
     t: &TaskPlan<'_>,
     inj: &Injector,
+    own: &[super::mm::Vma],
     extra: &[(&[u8], i32)],
 ) -> Result<(Prepared, Batch), ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
-    let path = crate::procfs::pid_path(pid, "maps");
-    let maps = crate::procfs::read(&path).map_err(super::proc_err(pid, &path))?;
-    let current: Vec<super::mm::Vma> = maps
-        .split(|&b| b == b'\n')
-        .filter_map(super::mm::parse_maps_line)
-        .collect();
+    // The restorer is a fork of kstate (of a fork of kstate…): its special
+    // mappings are where kstate's are (`own`, kstate's maps), and whatever
+    // else it has is unmapped below, so its own maps need not be read.
+    let current = own;
     let saved: Vec<(u64, u64)> = t
         .vmas
         .iter()
@@ -435,14 +433,9 @@ pub fn prepare(
         .filter(|v| SPECIALS.contains(&v.kind()))
         .map(|v| (v.kind(), v.rec.start.get(), v.rec.end.get()))
         .collect();
-    // The scratch area, mapped by the restorer: the batches run from it
-    // while everything else changes.
+    // The scratch area, mapped by the restorer (it said so before it
+    // stopped): the batches run from it while everything else changes.
     let scratch = t.scratch;
-    if !current.iter().any(|v| v.start == scratch) {
-        return Err(err(format!(
-            "its scratch area at {scratch:#x} is not mapped"
-        )));
-    }
     let mut b = Batch::new(scratch, SCRATCH_LEN as usize);
     // 0. The restorer's rseq area (glibc's, in its TLS) is about to go: the
     // kernel would fault writing to it on the next return to user space.

@@ -468,6 +468,17 @@ impl Injector {
     /// calling thread: saves its registers, opens its memory and finds a
     /// `syscall` instruction (in its [vdso], or the one it is stopped in).
     pub fn new(tid: i32) -> Result<Injector, InjectError> {
+        Injector::open(tid, None)
+    }
+
+    /// Like [`Injector::new`], with the `syscall` instruction at `ip`
+    /// already known (a thread forked from the caller has the caller's
+    /// [vdso] at the same place): the thread's maps are not read.
+    pub fn with_syscall_ip(tid: i32, ip: u64) -> Result<Injector, InjectError> {
+        Injector::open(tid, Some(ip))
+    }
+
+    fn open(tid: i32, ip: Option<u64>) -> Result<Injector, InjectError> {
         let saved = regs::get_regs(tid)?;
         if saved.cs != USER_CS_64 {
             return Err(InjectError::NotX86_64 { tid, cs: saved.cs });
@@ -493,7 +504,10 @@ impl Injector {
             resumed: false,
             done: false,
         };
-        inj.syscall_ip = inj.find_syscall_insn()?;
+        inj.syscall_ip = match ip {
+            Some(ip) => ip,
+            None => inj.find_syscall_insn()?,
+        };
         // A thread taken in a signal-delivery stop would lose its signal
         // when it is resumed for the first call: take it over.
         let info = ptrace_getsiginfo(tid).map_err(ptrace_err(tid, "PTRACE_GETSIGINFO"))?;
@@ -542,6 +556,36 @@ impl Injector {
     /// them at PTRACE_DETACH.
     pub fn pending_signals(&self) -> Vec<i32> {
         self.pending.iter().map(RawSiginfo::signo).collect()
+    }
+
+    /// The address of a `syscall` instruction in the calling process's own
+    /// [vdso] (its forks have it at the same place).
+    pub fn own_syscall_ip() -> Result<u64, InjectError> {
+        let tid = std::process::id() as i32;
+        let path = procfs::pid_path(tid, "maps");
+        let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
+            tid,
+            step: "find [vdso]",
+            path: path.clone(),
+            source,
+        })?;
+        let (start, end) = vdso_range(&maps).ok_or(InjectError::NoSyscallInsn { tid })?;
+        let len = (end - start).min(VDSO_MAX) as usize;
+        let mut code = vec![0u8; len];
+        let mem = procfs::pid_path(tid, "mem");
+        File::open(&mem)
+            .and_then(|f| f.read_exact_at(&mut code, start))
+            .map_err(|source| InjectError::Mem {
+                tid,
+                step: "read own [vdso]",
+                addr: start,
+                len,
+                source,
+            })?;
+        code.windows(2)
+            .position(|w| w == [0x0f, 0x05])
+            .map(|off| start + off as u64)
+            .ok_or(InjectError::NoSyscallInsn { tid })
     }
 
     fn find_syscall_insn(&self) -> Result<u64, InjectError> {
