@@ -22,6 +22,10 @@ fn scratch(name: &str) -> PathBuf {
     p
 }
 
+/// Taken for reading by every test, for writing by the one that checks no
+/// namespace of a failed restart is held (see there).
+static NS_CHECK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The host uid/gid of uid/gid 1000 of the workloads' user namespace.
 const HOST_ID: u32 = 101_000;
 
@@ -85,10 +89,18 @@ fn signal_pending(pid: i32, sig: i32) -> bool {
 
 /// Starts `userns_run 1000 1000 WORKLOAD ARGS…`.
 fn start(deny: bool, workload: &str, args: &[&str]) -> Reaped {
+    start_with(deny, false, workload, args)
+}
+
+/// [`start`], with `proc`: a proc of the new pid namespace on /proc.
+fn start_with(deny: bool, proc: bool, workload: &str, args: &[&str]) -> Reaped {
     let bin = common::build_fixture(workload);
     let mut all = Vec::new();
     if deny {
         all.push("-deny");
+    }
+    if proc {
+        all.push("-proc");
     }
     all.extend(["1000", "1000", bin.to_str().unwrap()]);
     all.extend_from_slice(args);
@@ -150,6 +162,7 @@ fn workload_file(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn counter_in_a_user_namespace_counts_on() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-counter");
     let out = workload_file(&dir, "count.txt");
     let w = start(false, "counter", &[out.to_str().unwrap()]);
@@ -172,6 +185,7 @@ fn counter_in_a_user_namespace_counts_on() {
 /// setgroups (the tasks keep the groups they were born with).
 #[test]
 fn memory_checksum_in_a_setgroups_deny_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-mem");
     let w = start(true, "memcheck", &["64"]);
     round_trip(&dir, w, |r| {
@@ -187,6 +201,7 @@ fn memory_checksum_in_a_setgroups_deny_user_namespace() {
 /// A handler, blocked pending signals (one thread-directed, two queued).
 #[test]
 fn signals_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-sig");
     let w = start(false, "sigpend", &[]);
     round_trip(&dir, w, |r| {
@@ -207,6 +222,7 @@ fn signals_in_a_user_namespace() {
 /// Two tasks (3 with the init) talking through pipes with bytes in flight.
 #[test]
 fn pipe_pair_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-pipe");
     let w = start(false, "pipepair", &[]);
     std::thread::sleep(Duration::from_millis(100));
@@ -218,6 +234,7 @@ fn pipe_pair_in_a_user_namespace() {
 /// Asleep in nanosleep (interrupted by the checkpoint, EINTR after).
 #[test]
 fn asleep_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-sleep");
     let w = start(false, "sleeper", &["nanosleep"]);
     std::thread::sleep(Duration::from_millis(50));
@@ -228,6 +245,7 @@ fn asleep_in_a_user_namespace() {
 /// A file opened twice at offsets by uid 1000 of the namespace.
 #[test]
 fn file_offsets_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-fileoff");
     let file = workload_file(&dir, "data");
     let w = start(false, "fileoff", &[file.to_str().unwrap()]);
@@ -270,6 +288,9 @@ fn all_ns_links() -> Vec<(i32, String)> {
 
 #[test]
 fn a_user_map_the_kernel_refuses_leaves_nothing_behind() {
+    // Alone: it looks for its namespaces by inode number, which the
+    // kernel hands out again at once to namespaces other tests make.
+    let _alone = NS_CHECK.write().unwrap_or_else(|e| e.into_inner());
     use kstate::image::format::{IdExtent, UserNsRecord};
     use kstate::image::Kind;
     let (dir, a) = counter_image("userns-refused");
@@ -419,6 +440,7 @@ fn records_but_memory(image: &Path) -> Vec<serde_json::Value> {
 /// equal to the first.
 #[test]
 fn nested_user_namespaces_come_back() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-nested");
     let w = common::start_nstree();
     let view = |root: i32| {
@@ -527,6 +549,7 @@ impl Drop for Kill {
 /// refused before anything is made.
 #[test]
 fn join_user_namespace_refused_for_a_tree_with_its_own() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let (dir, a) = counter_image("userns-join-refused");
     let (_holder, hpid) = user_holder();
     let join = format!("user:{hpid}");
@@ -547,6 +570,7 @@ fn join_user_namespace_refused_for_a_tree_with_its_own() {
 /// holder's map is the identity on 0..65536, so the host sees the same.
 #[test]
 fn join_user_namespace_as_a_task_that_is_not_root() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("userns-join-creds");
     let (holder, hpid) = user_holder();
     let fields = [
@@ -574,5 +598,41 @@ fn join_user_namespace_as_a_task_that_is_not_root() {
     assert_eq!(creds(r.root), before, "credentials as seen from the host");
     assert_eq!(r.finish().code(), Some(0), "the workload's own check");
     drop(holder);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A private file mapping the workload (uid 1000 inside) wrote to.
+#[test]
+fn private_file_mapping_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("userns-filemap");
+    let file = workload_file(&dir, "data");
+    let w = start(false, "filemap", &[file.to_str().unwrap()]);
+    round_trip(&dir, w, |_| {});
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// AVX (AVX-512 where the CPU has it) registers across the restart, in a
+/// user namespace.
+#[test]
+fn avx_registers_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("userns-avx");
+    let w = start(false, "avx", &[]);
+    round_trip(&dir, w, |_| {});
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The 50-task tree with its groups and sessions, as uid 1000 of a user
+/// namespace, under the namespace's init; it checks itself through a proc of
+/// its pid namespace (which the restart mounts again).
+#[test]
+fn tree_of_50_in_a_user_namespace() {
+    let _shared = NS_CHECK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("userns-tree50");
+    let log = workload_file(&dir, "tree50.log");
+    let w = start_with(false, true, "tree50", &[log.to_str().unwrap()]);
+    let view = round_trip(&dir, w, |_| {});
+    assert_eq!(view.1.len(), 50, "the 50 tasks: {:?}", view.1);
     let _ = std::fs::remove_dir_all(&dir);
 }
