@@ -623,7 +623,27 @@ fn a_device_of_an_unsupported_kind_is_refused_and_the_tree_runs_on() {
 
 #[test]
 fn an_address_added_from_outside_during_the_checkpoint_fails_it() {
-    let dir = scratch("net-race");
+    change_during_checkpoint(
+        "net-race",
+        "ip addr add 10.5.0.2/32 dev lo",
+        "its addresses changed while the checkpoint was taken",
+    );
+}
+
+#[test]
+fn a_sysctl_changed_from_outside_during_the_checkpoint_fails_it() {
+    change_during_checkpoint(
+        "net-race-sysctl",
+        "echo 1 > /proc/sys/net/ipv4/conf/lo/forwarding",
+        "its sysctls changed while the checkpoint was taken",
+    );
+}
+
+/// Runs `change` in the tree's network namespace while kstate is paused
+/// after reading it: the checkpoint must fail saying `expect`, leave no
+/// image and leave the tree running.
+fn change_during_checkpoint(name: &str, change: &str, expect: &str) {
+    let dir = scratch(name);
     let outer = Outer::new();
     let w = start_tree(&outer, 1);
     let a: i32 = w.extra[0].parse().unwrap();
@@ -651,7 +671,7 @@ fn an_address_added_from_outside_during_the_checkpoint_fails_it() {
         || pause.join("after-net").exists(),
     );
     // Another process (outside the tree) changes the namespace meanwhile.
-    sh_in(a, "ip addr add 10.5.0.2/32 dev lo");
+    sh_in(a, change);
     std::fs::write(pause.join("after-net.go"), b"").unwrap();
     common::wait_for(Duration::from_secs(20), "kstate to fail", || {
         pause.join("before-exit").exists()
@@ -661,10 +681,7 @@ fn an_address_added_from_outside_during_the_checkpoint_fails_it() {
     std::fs::write(pause.join("before-exit.go"), b"").unwrap();
     let (ok, err) = ck.join().unwrap();
     assert!(!ok, "the checkpoint must fail");
-    assert!(
-        err.contains("its addresses changed while the checkpoint was taken"),
-        "{err}"
-    );
+    assert!(err.contains(expect), "{err}");
     assert!(!img.exists(), "no image is left");
     common::assert_running_untraced(&pids);
     let _ = std::fs::remove_dir_all(&dir);

@@ -692,7 +692,7 @@ pub fn collect(reg: &mut Registry) -> Result<(), ObjectError> {
 }
 
 /// Lifetimes count down while the checkpoint runs: left out of the
-/// comparison.
+/// comparison (sysctls are compared on their own).
 fn comparable(c: &NetContents) -> NetContents {
     let mut c = c.clone();
     c.sysctls.clear();
@@ -709,6 +709,8 @@ pub fn verify(reg: &Registry) -> Result<(), ObjectError> {
     for c in &reg.net {
         let now = read_state(reg, c.ns)?;
         let (a, b) = (comparable(c), comparable(&now));
+        let sysctls_now = in_netns(Some(reg.namespaces[c.ns].fd.as_fd()), read_sysctls)
+            .map_err(|e| net_err(reg, c.ns, format!("reading sysctls again: {e}")))?;
         let what = if a.links != b.links {
             Some("its links")
         } else if a.addrs != b.addrs {
@@ -719,6 +721,8 @@ pub fn verify(reg: &Registry) -> Result<(), ObjectError> {
             Some("its policy rules")
         } else if a.nsids != b.nsids {
             Some("its netns ids")
+        } else if c.sysctls != sysctls_now {
+            Some("its sysctls")
         } else {
             None
         };
