@@ -180,33 +180,8 @@ impl<W: Write> ImageWriter<W> {
         data_crc: &crc32fast::Hasher,
         fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
     ) -> io::Result<Ref> {
-        let mut fixed = ExtentRecord::new_zeroed();
-        fixed.data_len = U64::new(len);
-        fixed.owner = owner;
-        let fixed = fixed.as_bytes();
-        let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
-        let fixed_end = hdr_end + fixed.len() as u64;
-        let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
-        let total = fixed.len() as u64 + pad + len;
-        let r = self.begin(Kind::Extent, fixed.len(), total, |crc| {
-            crc.update(fixed);
-            crc.update(&ZEROS[..pad as usize]);
-            crc.combine(data_crc);
-        })?;
-        self.put(fixed)?;
-        self.put(&ZEROS[..pad as usize])?;
-        let mut written = 0u64;
-        fill(&mut |chunk: &[u8]| {
-            written += chunk.len() as u64;
-            self.put(chunk)
-        })?;
-        if written != len {
-            return Err(io::Error::other(format!(
-                "extent of {len} bytes announced, {written} written"
-            )));
-        }
-        self.pad_to(RECORD_ALIGN)?;
-        Ok(r)
+        self.stream_extent(owner, len, Some(data_crc), fill)
+            .map(|(r, _)| r)
     }
 
     /// Like [`ImageWriter::push_extent_streamed`], reading the data once:
@@ -221,27 +196,49 @@ impl<W: Write> ImageWriter<W> {
         len: u64,
         fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
     ) -> io::Result<Ref> {
+        let at = self.pos;
+        let (r, crc) = self.stream_extent(owner, len, None, fill)?;
+        self.patches.push((at, crc.finalize()));
+        Ok(r)
+    }
+
+    /// Writes an extent record whose `len` bytes of data `fill` streams.
+    /// With `data_crc` (the CRC of exactly those bytes) the header carries
+    /// the record's CRC; without, a provisional one, and the record's CRC is
+    /// computed as the data goes by and returned.
+    fn stream_extent(
+        &mut self,
+        owner: Ref,
+        len: u64,
+        data_crc: Option<&crc32fast::Hasher>,
+        fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> io::Result<(Ref, crc32fast::Hasher)> {
         let mut fixed = ExtentRecord::new_zeroed();
         fixed.data_len = U64::new(len);
         fixed.owner = owner;
         let fixed = fixed.as_bytes();
-        let at = self.pos;
         let hdr_end = self.pos + core::mem::size_of::<RecordHeader>() as u64;
         let fixed_end = hdr_end + fixed.len() as u64;
         let pad = (EXTENT_ALIGN - fixed_end % EXTENT_ALIGN) % EXTENT_ALIGN;
         let total = fixed.len() as u64 + pad + len;
-        let mut crc = crc32fast::Hasher::new();
-        let r = self.begin(Kind::Extent, fixed.len(), total, |c| {
-            crc = c.clone();
+        let mut running = crc32fast::Hasher::new();
+        let r = self.begin(Kind::Extent, fixed.len(), total, |crc| {
             crc.update(fixed);
             crc.update(&ZEROS[..pad as usize]);
+            running = crc.clone();
+            if let Some(d) = data_crc {
+                crc.combine(d);
+            }
         })?;
         self.put(fixed)?;
         self.put(&ZEROS[..pad as usize])?;
         let mut written = 0u64;
+        let track = data_crc.is_none();
         fill(&mut |chunk: &[u8]| {
             written += chunk.len() as u64;
-            crc.update(chunk);
+            if track {
+                running.update(chunk);
+            }
             self.put(chunk)
         })?;
         if written != len {
@@ -250,8 +247,7 @@ impl<W: Write> ImageWriter<W> {
             )));
         }
         self.pad_to(RECORD_ALIGN)?;
-        self.patches.push((at, crc.finalize()));
-        Ok(r)
+        Ok((r, running))
     }
 
     fn begin(

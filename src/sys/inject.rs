@@ -690,14 +690,6 @@ impl Injector {
         }
     }
 
-    /// Resumes with PTRACE_SYSCALL until the next syscall stop, taking over
-    /// any signal that stops the thread on the way.
-    fn run_to_syscall_stop(&mut self, step: &'static str) -> Result<Phase, InjectError> {
-        let tid = self.tid;
-        ptrace_syscall(tid, 0).map_err(ptrace_err(tid, step))?;
-        self.wait_syscall_stop(step)
-    }
-
     /// Waits for the next syscall stop of a thread resumed by
     /// PTRACE_SYSCALL, taking over any signal that stops it on the way.
     fn wait_syscall_stop(&mut self, step: &'static str) -> Result<Phase, InjectError> {
@@ -753,42 +745,9 @@ impl Injector {
     /// result (-errno on failure). The thread ends in the call's
     /// syscall-exit stop.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
-        let tid = self.tid;
-        let mut r = self.saved;
-        r.rip = self.syscall_ip;
-        r.rax = nr as u64;
-        r.orig_rax = u64::MAX;
-        r.rdi = args[0];
-        r.rsi = args[1];
-        r.rdx = args[2];
-        r.r10 = args[3];
-        r.r8 = args[4];
-        r.r9 = args[5];
-        self.resumed = true;
-        regs::set_regs(tid, &r)?;
-        match self.run_to_syscall_stop("run to injected syscall entry")? {
-            Phase::Entry => {}
-            Phase::Exit => {
-                return Err(InjectError::UnexpectedStop {
-                    tid,
-                    step: "run to injected syscall entry",
-                    stop: Stop::Signal(libc::SIGTRAP),
-                })
-            }
-        }
-        match self.run_to_syscall_stop("run to injected syscall exit")? {
-            Phase::Exit => {}
-            Phase::Entry => {
-                return Err(InjectError::UnexpectedStop {
-                    tid,
-                    step: "run to injected syscall exit",
-                    stop: Stop::Signal(libc::SIGTRAP),
-                })
-            }
-        }
-        let after = regs::get_regs(tid)?;
-        let ret = after.rax as i64;
-        log::debug!("task {tid}: injected syscall {nr} returned {ret}");
+        self.start_call(nr, args)?;
+        let ret = self.finish_call()?;
+        log::debug!("task {}: injected syscall {nr} returned {ret}", self.tid);
         Ok(ret)
     }
 
@@ -812,9 +771,9 @@ impl Injector {
         ptrace_syscall(tid, 0).map_err(ptrace_err(tid, "run to injected syscall entry"))
     }
 
-    /// The second half of [`Injector::call`] for a call started with
-    /// [`Injector::start_call`]; `call` names it in errors.
-    pub fn complete_call(&mut self, call: &'static str) -> Result<u64, InjectError> {
+    /// Waits for a started call's entry stop, resumes it to its exit stop
+    /// and returns its raw result (-errno on failure).
+    fn finish_call(&mut self) -> Result<i64, InjectError> {
         let tid = self.tid;
         for (step, want_exit) in [
             ("run to injected syscall entry", false),
@@ -834,10 +793,16 @@ impl Injector {
                 }
             }
         }
-        let ret = regs::get_regs(tid)?.rax as i64;
+        Ok(regs::get_regs(tid)?.rax as i64)
+    }
+
+    /// The second half of [`Injector::call`] for a call started with
+    /// [`Injector::start_call`]; `call` names it in errors.
+    pub fn complete_call(&mut self, call: &'static str) -> Result<u64, InjectError> {
+        let ret = self.finish_call()?;
         if (-4095..0).contains(&ret) {
             return Err(InjectError::Syscall {
-                tid,
+                tid: self.tid,
                 call,
                 errno: (-ret) as i32,
             });
