@@ -28,6 +28,9 @@
 //!
 //! Run with `cargo bench --bench netns20` (as root).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,43 +45,11 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use common::{build_c, checkpoint_cmd, median, ms, range, sigkill, POLL};
+
 const NS: usize = 20;
 const DEFAULT_REPS: usize = 5;
 const TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(2);
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn range(v: &[Duration]) -> String {
-    let lo = v.iter().min().copied().unwrap_or_default();
-    let hi = v.iter().max().copied().unwrap_or_default();
-    format!("{:.1}-{:.1}", ms(lo), ms(hi))
-}
-
-fn build_c(src: &Path, dir: &Path, name: &str) -> PathBuf {
-    let out = dir.join(name);
-    let res = Command::new("cc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&out)
-        .arg(src)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cc: {e}"));
-    assert!(
-        res.status.success(),
-        "cc {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    out
-}
 
 fn children(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -86,13 +57,6 @@ fn children(pid: i32) -> Vec<i32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-fn sigkill(pid: i32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 /// A subreaper child of ours (reaper, reaprun); dropping it kills what is
@@ -398,15 +362,8 @@ fn main() {
         let (mut g, root, kids) = start(&b);
         setup_with_ip(&kids);
         let _ = std::fs::remove_file(&img);
-        let t = timed(
-            Command::new(&b.kstate)
-                .arg("checkpoint")
-                .arg("-t")
-                .arg(root.to_string())
-                .arg("-o")
-                .arg(&img),
-        )
-        .unwrap_or_else(|e| panic!("kstate checkpoint: {e}"));
+        let t = timed(&mut checkpoint_cmd(&b.kstate, root, &img))
+            .unwrap_or_else(|e| panic!("kstate checkpoint: {e}"));
         g.wait_gone();
         size = std::fs::metadata(&img).map(|m| m.len()).unwrap_or(0);
         let _ = std::fs::remove_file(&pidfile);
@@ -540,33 +497,33 @@ fn main() {
         "{:<44} {:>10.1} {:>14}",
         "kstate checkpoint",
         ms(kc),
-        range(&ck)
+        range(&ck, 1)
     );
     println!(
         "{:<44} {:>10.1} {:>14}",
         "kstate restart -d",
         ms(kr),
-        range(&rs)
+        range(&rs, 1)
     );
     if !criu_ck.is_empty() {
         println!(
             "{:<44} {:>10.1} {:>14}",
             "criu dump (same run)",
             ms(median(criu_ck.clone())),
-            range(&criu_ck)
+            range(&criu_ck, 1)
         );
     }
     println!(
         "{:<44} {:>10.1} {:>14}",
         "floor: list over rtnetlink + kill/reap",
         ms(fl),
-        range(&f_list)
+        range(&f_list, 1)
     );
     println!(
         "{:<44} {:>10.1} {:>14}",
         "floor: start tree + make devices (rtnetlink)",
         ms(fc),
-        range(&f_create)
+        range(&f_create, 1)
     );
     println!();
     println!("kstate image: {:.1} KB", size as f64 / 1024.0);

@@ -48,12 +48,18 @@
 //! passes). `KSTATE_CKPT_ARGS` / `KSTATE_RESTART_ARGS` add arguments to
 //! kstate's command lines (split at whitespace).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    bench_dirs, build_c, checkpoint_cmd, env_count, find_criu, first_line, fmt_med, med_ms, ms,
+    range, read_pidfile, run_detached, run_timed, spawn_guarded, status_field, tree_pids,
+    wait_running, Guarded, READY_TIMEOUT,
+};
 
 /// Timed rounds per row (`KSTATE_BENCH_REPS` overrides).
 const DEFAULT_REPS: usize = 7;
@@ -62,51 +68,8 @@ const TASKS: usize = 10;
 /// The namespaces the workload makes, as /proc/PID/ns names.
 const NAMESPACES: [&str; 5] = ["pid", "uts", "ipc", "net", "mnt"];
 const HOSTNAME: &str = "ns10-bench";
-/// Bounds on every wait.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
-const GONE_TIMEOUT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(2);
 
 // ---------------------------------------------------------------- helpers
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    assert!(!v.is_empty());
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn med_ms(v: &[Duration]) -> Option<f64> {
-    (!v.is_empty()).then(|| ms(median(v.to_vec())))
-}
-
-fn fmt_med(v: &[Duration]) -> String {
-    med_ms(v).map_or("failed".into(), |m| format!("{m:.1}"))
-}
-
-fn range(v: &[Duration]) -> String {
-    match (v.iter().min(), v.iter().max()) {
-        (Some(lo), Some(hi)) => format!("{:.1}-{:.1}", ms(*lo), ms(*hi)),
-        _ => "-".into(),
-    }
-}
-
-/// A count from the environment, or `default` when unset.
-fn env_count(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| panic!("{name} must be a positive number, not {v:?}")),
-        Err(_) => default,
-    }
-}
 
 /// Extra arguments for kstate from the environment (split at whitespace),
 /// e.g. `KSTATE_CKPT_ARGS="--external ..."` should a later kstate need an
@@ -115,79 +78,6 @@ fn extra_args(name: &str) -> Vec<String> {
     std::env::var(name)
         .map(|v| v.split_whitespace().map(String::from).collect())
         .unwrap_or_default()
-}
-
-/// Compiles a C file into `dir` and returns the executable.
-fn build_c(src: &Path, dir: &Path, name: &str) -> PathBuf {
-    let out = dir.join(name);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let res = Command::new("cc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&tmp)
-        .arg(src)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cc for {}: {e}", src.display()));
-    assert!(
-        res.status.success(),
-        "cc failed on {}:\n{}",
-        src.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    std::fs::rename(&tmp, &out).expect("rename built program");
-    out
-}
-
-/// Children of every thread of `pid` (empty when it is gone).
-fn children(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let name = t.file_name();
-        if let Ok(s) = std::fs::read_to_string(format!(
-            "/proc/{pid}/task/{}/children",
-            name.to_string_lossy()
-        )) {
-            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
-        }
-    }
-    out
-}
-
-/// `root` and every descendant, parents first.
-fn tree_pids(root: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(p) = stack.pop() {
-        if out.contains(&p) {
-            continue;
-        }
-        out.push(p);
-        stack.extend(children(p));
-    }
-    out
-}
-
-fn sigkill(pid: i32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
-
-/// A field of /proc/PID/status (None when gone).
-fn status_field(pid: i32, field: &str) -> Option<String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
-}
-
-/// The State letter of /proc/PID/status (None when gone).
-fn state(pid: i32) -> Option<char> {
-    status_field(pid, "State").and_then(|v| v.chars().next())
 }
 
 /// The innermost pid of a task (the last NSpid entry).
@@ -206,193 +96,12 @@ fn ns_link(pid: &str, name: &str) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-fn wait_until(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-            _ => return None,
-        }
-    }
-}
-
-/// A child of ours that is a subreaper (reaper, reaprun) with a tree under
-/// it. Dropping it (also on panic) SIGKILLs every descendant, then the child,
-/// and waits for it, all bounded.
-struct Guarded {
-    child: Child,
-    name: &'static str,
-}
-
-impl Guarded {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Kills everything under the subreaper (not the subreaper itself).
-    fn kill_below(&self) {
-        let deadline = Instant::now() + GONE_TIMEOUT;
-        loop {
-            let alive: Vec<i32> = tree_pids(self.pid())
-                .into_iter()
-                .skip(1)
-                .filter(|&p| !matches!(state(p), None | Some('Z') | Some('X')))
-                .collect();
-            if alive.is_empty() || Instant::now() > deadline {
-                return;
-            }
-            for p in alive {
-                sigkill(p);
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// Waits for the subreaper to exit (it does once it has no child left).
-    fn wait_gone(&mut self) -> Result<(), String> {
-        match wait_until(&mut self.child, GONE_TIMEOUT) {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "{} {} still has tasks {:?} after {GONE_TIMEOUT:?}",
-                self.name,
-                self.pid(),
-                tree_pids(self.pid())
-            )),
-        }
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        self.kill_below();
-        if wait_until(&mut self.child, Duration::from_millis(500)).is_none() {
-            let _ = self.child.kill();
-            if wait_until(&mut self.child, GONE_TIMEOUT).is_none() {
-                eprintln!("warning: {} {} did not exit", self.name, self.pid());
-            }
-        }
-    }
-}
-
-/// Reads the first line of `r` in a thread; None after `timeout`.
-fn first_line(r: impl std::io::Read + Send + 'static, timeout: Duration) -> Option<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut line = String::new();
-        let _ = r.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining so the writer never gets SIGPIPE.
-        let _ = std::io::copy(&mut r, &mut std::io::sink());
-    });
-    rx.recv_timeout(timeout).ok()
-}
-
 struct Bins {
     kstate: PathBuf,
     reaper: PathBuf,
     reaprun: PathBuf,
     phaserun: PathBuf,
     ns10: PathBuf,
-}
-
-/// Runs `cmd` (stdout and stderr to files in `dir`), bounded; returns the
-/// wall time from spawn to exit, and stderr on failure.
-fn run_timed(cmd: &mut Command, dir: &Path) -> Result<Duration, String> {
-    let errf = dir.join("cli-stderr");
-    let t = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&errf).expect("stderr file"))
-        .env_remove("RUST_LOG")
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let st = match wait_until(&mut child, CLI_TIMEOUT) {
-        Some(st) => st,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{cmd:?} did not finish within {CLI_TIMEOUT:?}"));
-        }
-    };
-    let d = t.elapsed();
-    if st.success() {
-        Ok(d)
-    } else {
-        Err(format!(
-            "{st}: {}",
-            std::fs::read_to_string(&errf).unwrap_or_default().trim()
-        ))
-    }
-}
-
-/// What a run under reaprun (or phaserun) gave: its time (fork of the
-/// program to its exit), the guard of the tree it left behind, the program's
-/// stderr, and (phaserun) the wall-clock time of the fork, ns since the epoch.
-struct Detached {
-    time: Duration,
-    g: Guarded,
-    stderr: String,
-    forked_at: Option<i64>,
-}
-
-/// Runs `prog args…` under reaprun, or under phaserun with RUST_LOG=`log`
-/// when `log` is given (RUST_LOG is unset otherwise).
-fn run_detached(
-    bins: &Bins,
-    prog: &Path,
-    args: &[&str],
-    dir: &Path,
-    log: Option<&str>,
-) -> Result<Detached, String> {
-    let errf = dir.join("restore-stderr");
-    let runner = if log.is_some() {
-        &bins.phaserun
-    } else {
-        &bins.reaprun
-    };
-    let mut cmd = Command::new(runner);
-    cmd.arg(prog)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(&errf).expect("stderr file"));
-    if let Some(l) = log {
-        cmd.env("RUST_LOG", l);
-    }
-    let mut child = cmd.spawn().map_err(|e| format!("start reaprun: {e}"))?;
-    let out = child.stdout.take().expect("piped");
-    let g = Guarded {
-        child,
-        name: "reaprun",
-    };
-    let line = first_line(out, CLI_TIMEOUT)
-        .ok_or_else(|| format!("{} did not return within {CLI_TIMEOUT:?}", prog.display()))?;
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let (status, ns) = match (
-        w.first(),
-        w.get(1).and_then(|s| s.parse::<i32>().ok()),
-        w.get(2).and_then(|s| s.parse::<u64>().ok()),
-    ) {
-        (Some(&"DONE"), Some(st), Some(ns)) => (st, ns),
-        _ => return Err(format!("reaprun: bad line {line:?}")),
-    };
-    let stderr = std::fs::read_to_string(&errf).unwrap_or_default();
-    if status != 0 {
-        return Err(format!("wait status {status:#x}: {}", stderr.trim()));
-    }
-    Ok(Detached {
-        time: Duration::from_nanos(ns),
-        g,
-        stderr,
-        forked_at: w.get(3).and_then(|s| s.parse::<i64>().ok()),
-    })
 }
 
 /// The tree under `root` as (inner pid, inner pid of its parent), sorted;
@@ -446,25 +155,7 @@ struct Expect {
 /// name. Returns what the root sees beyond that: its mounts, and whether its
 /// time namespace is a new one.
 fn check_running(root: i32, expect: Option<&Expect>) -> Result<Seen, String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let pids = loop {
-        let pids = tree_pids(root);
-        let bad: Vec<(i32, Option<char>)> = pids
-            .iter()
-            .map(|&p| (p, state(p)))
-            .filter(|(_, s)| !matches!(s, Some('S') | Some('R') | Some('D')))
-            .collect();
-        if pids.len() == TASKS && bad.is_empty() {
-            break pids;
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "tree of {root}: {} tasks (want {TASKS}), not running: {bad:?}",
-                pids.len()
-            ));
-        }
-        std::thread::sleep(POLL);
-    };
+    let pids = wait_running(root, TASKS, "tree")?;
     if inner_pid(root) != Some(1) {
         return Err(format!(
             "root {root} is not pid 1 of its pid namespace (NSpid {:?})",
@@ -512,13 +203,6 @@ struct Seen {
     new_time: bool,
 }
 
-fn read_pidfile(p: &Path) -> Result<i32, String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| format!("no pid in {}", p.display()))
-}
-
 // ---------------------------------------------------------------- engines
 
 /// How CRIU is run: the program, and the arguments before CRIU's own (the
@@ -541,19 +225,15 @@ impl Criu {
 /// (`/run/criu.kdat`, kept only on a tmpfs), as on a host with a tmpfs /run.
 /// The host's /run is not touched.
 fn kdat_holder() -> Result<Guarded, String> {
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t tmpfs ns_restart-kdat /run && echo READY && exec sleep 1000000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("unshare: {e}"))?;
-    let out = child.stdout.take().expect("piped");
-    let g = Guarded {
-        child,
-        name: "kdat holder",
-    };
+    let (g, out) = spawn_guarded(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs ns_restart-kdat /run && echo READY && exec sleep 1000000")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit()),
+        "kdat holder",
+    )
+    .map_err(|e| format!("unshare: {e}"))?;
     match first_line(out, READY_TIMEOUT) {
         Some(l) if l.trim() == "READY" => Ok(g),
         l => Err(format!("the mount namespace for CRIU's cache: {l:?}")),
@@ -579,25 +259,7 @@ struct EngineRun {
 
 /// The workload under the reaper: its guard and R's host pid.
 fn start_workload(bins: &Bins) -> Result<(Guarded, i32), String> {
-    let mut child = Command::new(&bins.reaper)
-        .arg(&bins.ns10)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("start the reaper: {e}"))?;
-    let out = child.stdout.take().expect("piped");
-    let g = Guarded {
-        child,
-        name: "reaper",
-    };
-    let line = first_line(out, READY_TIMEOUT)
-        .ok_or_else(|| format!("ns10: no READY within {READY_TIMEOUT:?}"))?;
-    let w: Vec<&str> = line.split_whitespace().collect();
-    match (w.first(), w.get(1).and_then(|p| p.parse::<i32>().ok())) {
-        (Some(&"READY"), Some(root)) => Ok((g, root)),
-        _ => Err(format!("ns10: bad READY line {line:?}")),
-    }
+    common::start_workload(&bins.reaper, &bins.ns10, &[], "ns10").map(|(g, root, _)| (g, root))
 }
 
 /// The restart command line of `engine` for the image at `img`.
@@ -689,13 +351,7 @@ fn checkpoint(
     };
     let t = match engine {
         Engine::Kstate => run_timed(
-            Command::new(&bins.kstate)
-                .arg("checkpoint")
-                .arg("-t")
-                .arg(root.to_string())
-                .arg("-o")
-                .arg(img)
-                .args(extra_args("KSTATE_CKPT_ARGS")),
+            checkpoint_cmd(&bins.kstate, root, img).args(extra_args("KSTATE_CKPT_ARGS")),
             dir,
         ),
         Engine::Criu => {
@@ -751,8 +407,8 @@ fn round(
         _ => bins.kstate.as_path(),
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut d =
-        run_detached(bins, prog, &args, dir, None).map_err(|e| format!("restart failed: {e}"))?;
+    let mut d = run_detached(&bins.reaprun, prog, &args, dir, None)
+        .map_err(|e| format!("restart failed: {e}"))?;
     let root = read_pidfile(&pidfile)?;
     let seen = check_running(root, Some(&expect))?;
     run.seen.get_or_insert(seen);
@@ -775,7 +431,7 @@ fn floor_round(bins: &Bins, dir: &Path, f: &mut Floor, timed: bool) -> Result<()
     let pidfile = dir.join("floor.pid");
     let _ = std::fs::remove_file(&pidfile);
     let mut d = run_detached(
-        bins,
+        &bins.reaprun,
         &bins.ns10,
         &["--floor", pidfile.to_str().expect("utf-8")],
         dir,
@@ -821,39 +477,6 @@ fn spawn_floor(bins: &Bins, reps: usize, dir: &Path) -> Vec<Duration> {
         .collect()
 }
 
-/// The CRIU to run beside kstate, or why there is none.
-fn find_criu() -> Result<PathBuf, String> {
-    let (bin, given) = match std::env::var_os("CRIU") {
-        Some(c) => (PathBuf::from(c), true),
-        None => (PathBuf::from("criu"), false),
-    };
-    let out = Command::new(&bin)
-        .arg("check")
-        .stdin(Stdio::null())
-        .output();
-    match out {
-        Err(e) => Err(format!("`{} check` cannot run: {e}", bin.display())),
-        Ok(o) if o.status.success() => Ok(bin),
-        Ok(o) => {
-            let text = String::from_utf8_lossy(&o.stderr).to_string()
-                + &String::from_utf8_lossy(&o.stdout);
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            if given {
-                eprintln!("warning: `$CRIU check` failed ({last}); running it anyway as asked");
-                Ok(bin)
-            } else {
-                Err(format!("`criu check` failed: {last}"))
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------- phases
 
 /// Microseconds since the epoch of an env_logger line
@@ -888,7 +511,7 @@ fn kstate_phases(bins: &Bins, dir: &Path) -> Result<Vec<String>, String> {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut d = run_detached(
-        bins,
+        &bins.phaserun,
         &bins.kstate,
         &args,
         dir,
@@ -978,7 +601,7 @@ fn criu_phases(criu: &Criu, bins: &Bins, dir: &Path) -> Result<Vec<String>, Stri
     );
     args.splice(0..0, criu.prefix.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut d = run_detached(bins, &criu.prog, &args, dir, None)?;
+    let mut d = run_detached(&bins.reaprun, &criu.prog, &args, dir, None)?;
     check_running(read_pidfile(&pidfile)?, Some(&expect))?;
     d.g.kill_below();
     d.g.wait_gone()?;
@@ -1041,18 +664,7 @@ fn main() {
         std::process::exit(1);
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let bindir = tmp.join("bench-bin");
-    std::fs::create_dir_all(&bindir).expect("bench bin dir");
-    let dir = tmp.join(format!("ns_restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    struct RmDir(PathBuf);
-    impl Drop for RmDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _rm = RmDir(dir.clone());
+    let (bindir, dir, _rm) = bench_dirs("ns_restart");
 
     let wl = manifest.join("bench/workloads");
     let bins = Bins {
@@ -1150,7 +762,7 @@ fn main() {
     println!("restart of the tree, from the fork of the restarting program to its return (ms)");
     println!("{:<52} {:>8} {:>13}", "row", "median", "range");
     let row = |name: &str, v: &[Duration]| {
-        println!("{:<52} {:>8} {:>13}", name, fmt_med(v), range(v));
+        println!("{:<52} {:>8} {:>13}", name, fmt_med(v), range(v, 1));
     };
     row(
         "floor: unshare 5 ns + fork init + 9 forks (ns10)",
