@@ -327,16 +327,17 @@ fn memcpy_floor(reps: usize, src: &[u8]) -> (Duration, Duration) {
     (warm, fresh)
 }
 
-/// Writing 256 MiB to a new file in `dir` (no fsync, as kstate does not).
-fn write_floor(reps: usize, src: &[u8], dir: &Path) -> Duration {
-    let p = dir.join("write-floor.bin");
+/// The median over `reps` runs of creating the file `name` in `dir` and
+/// `fill`ing it (all timed); the file is removed before each run and after.
+fn file_floor(reps: usize, dir: &Path, name: &str, mut fill: impl FnMut(&mut File)) -> Duration {
+    let p = dir.join(name);
     let d = median(
         (0..reps)
             .map(|_| {
                 let _ = std::fs::remove_file(&p);
                 let t = Instant::now();
                 let mut f = File::create(&p).expect("create");
-                f.write_all(src).expect("write");
+                fill(&mut f);
                 drop(f);
                 t.elapsed()
             })
@@ -346,50 +347,45 @@ fn write_floor(reps: usize, src: &[u8], dir: &Path) -> Duration {
     d
 }
 
+/// Writing 256 MiB to a new file in `dir` (no fsync, as kstate does not).
+fn write_floor(reps: usize, src: &[u8], dir: &Path) -> Duration {
+    file_floor(reps, dir, "write-floor.bin", |f| {
+        f.write_all(src).expect("write")
+    })
+}
+
 /// What a memory dump needs at least: `process_vm_readv` of the workload's
 /// 256 MiB in 4 MiB pieces into one reused buffer, each piece written to a
 /// new file in `dir` at once; with `sync`, an fdatasync at the end (kstate
 /// syncs its image, see the strace in BENCHMARKS.md).
 fn stream_floor(pid: i32, addr: u64, reps: usize, dir: &Path, sync: bool) -> Duration {
     const PIECE: usize = 4 << 20;
-    let p = dir.join("stream-floor.bin");
     let mut buf = vec![0u8; PIECE];
-    let d = median(
-        (0..reps)
-            .map(|_| {
-                let _ = std::fs::remove_file(&p);
-                let t = Instant::now();
-                let mut f = File::create(&p).expect("create");
-                for off in (0..MEM_BYTES).step_by(PIECE) {
-                    let local = libc::iovec {
-                        iov_base: buf.as_mut_ptr().cast(),
-                        iov_len: PIECE,
-                    };
-                    let remote = libc::iovec {
-                        iov_base: (addr as usize + off) as *mut libc::c_void,
-                        iov_len: PIECE,
-                    };
-                    // SAFETY: one local iovec over our own buffer of PIECE
-                    // bytes; the remote one is only read by the kernel.
-                    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-                    assert_eq!(
-                        n,
-                        PIECE as isize,
-                        "process_vm_readv: {}",
-                        std::io::Error::last_os_error()
-                    );
-                    f.write_all(&buf).expect("write");
-                }
-                if sync {
-                    f.sync_data().expect("fdatasync");
-                }
-                drop(f);
-                t.elapsed()
-            })
-            .collect(),
-    );
-    let _ = std::fs::remove_file(&p);
-    d
+    file_floor(reps, dir, "stream-floor.bin", |f| {
+        for off in (0..MEM_BYTES).step_by(PIECE) {
+            let local = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: PIECE,
+            };
+            let remote = libc::iovec {
+                iov_base: (addr as usize + off) as *mut libc::c_void,
+                iov_len: PIECE,
+            };
+            // SAFETY: one local iovec over our own buffer of PIECE
+            // bytes; the remote one is only read by the kernel.
+            let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+            assert_eq!(
+                n,
+                PIECE as isize,
+                "process_vm_readv: {}",
+                std::io::Error::last_os_error()
+            );
+            f.write_all(&buf).expect("write");
+        }
+        if sync {
+            f.sync_data().expect("fdatasync");
+        }
+    })
 }
 
 /// `tree50 --floor N`: median build, median kill + reap.
@@ -529,52 +525,35 @@ fn main() {
     let spawn = spawn_floor(&bins, reps, &dir);
 
     // --- kstate and CRIU on both workloads.
-    println!("running kstate on mem256 ...");
-    let k_mem = rounds(
-        Engine::Kstate,
-        None,
-        &bins,
-        &bins.mem256,
-        1,
-        reps,
-        &dir,
-        Some(&mut expect),
-    );
-    println!("running kstate on tree50 ...");
-    let k_tree = rounds(
-        Engine::Kstate,
-        None,
-        &bins,
-        &bins.tree50,
-        TREE_TASKS,
-        reps,
-        &dir,
-        None,
-    );
+    let mut both = |engine: Engine, criu: Option<&Path>, who: &str| {
+        println!("running {who} on mem256 ...");
+        let m = rounds(
+            engine,
+            criu,
+            &bins,
+            &bins.mem256,
+            1,
+            reps,
+            &dir,
+            Some(&mut expect),
+        );
+        println!("running {who} on tree50 ...");
+        let t = rounds(
+            engine,
+            criu,
+            &bins,
+            &bins.tree50,
+            TREE_TASKS,
+            reps,
+            &dir,
+            None,
+        );
+        (m, t)
+    };
+    let (k_mem, k_tree) = both(Engine::Kstate, None, "kstate");
     let (c_mem, c_tree) = match &criu {
         Some(c) => {
-            println!("running CRIU on mem256 ...");
-            let m = rounds(
-                Engine::Criu,
-                Some(c),
-                &bins,
-                &bins.mem256,
-                1,
-                reps,
-                &dir,
-                Some(&mut expect),
-            );
-            println!("running CRIU on tree50 ...");
-            let t = rounds(
-                Engine::Criu,
-                Some(c),
-                &bins,
-                &bins.tree50,
-                TREE_TASKS,
-                reps,
-                &dir,
-                None,
-            );
+            let (m, t) = both(Engine::Criu, Some(c), "CRIU");
             (Some(m), Some(t))
         }
         None => (None, None),
@@ -738,22 +717,19 @@ fn main() {
             ms(memcpy_fresh) / ms(r)
         );
     }
-    if let Some(c) = kmed(&k_tree.ckpt) {
-        println!(
-            "  tree50 checkpoint vs floor (kill + reap + spawn = {:.1} ms): {:.1}x the floor, {:.2} ms per task",
-            ms(reap_tree + spawn),
-            ms(c) / ms(reap_tree + spawn),
-            ms(c) / TREE_TASKS as f64
-        );
-    }
-    if let Some(r) = kmed(&k_tree.restore) {
-        println!(
-            "  tree50 restart vs floor (fork tree + spawn = {:.1} ms): {:.1}x the floor, {:.2} ms per task",
-            ms(fork_tree + spawn),
-            ms(r) / ms(fork_tree + spawn),
-            ms(r) / TREE_TASKS as f64
-        );
-    }
+    // tree50 against its floor (`floor_what` + spawn), and per task.
+    let tree_vs_floor = |what: &str, floor_what: &str, k: &[Duration], floor: Duration| {
+        if let Some(t) = kmed(k) {
+            println!(
+                "  tree50 {what} vs floor ({floor_what} + spawn = {:.1} ms): {:.1}x the floor, {:.2} ms per task",
+                ms(floor + spawn),
+                ms(t) / ms(floor + spawn),
+                ms(t) / TREE_TASKS as f64
+            );
+        }
+    };
+    tree_vs_floor("checkpoint", "kill + reap", &k_tree.ckpt, reap_tree);
+    tree_vs_floor("restart", "fork tree", &k_tree.restore, fork_tree);
 
     println!();
     println!(
