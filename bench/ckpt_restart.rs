@@ -9,7 +9,8 @@
 //!   with xorshift64 data, sleeping;
 //! - `tree50`: 50 sleeping processes in 3 generations (1 + 7 + 7×6).
 //!
-//! For each of `KSTATE_BENCH_REPS` (default 5) rounds: start the workload,
+//! For each of `KSTATE_BENCH_REPS` (default 5) rounds: `sync` (so that no
+//! writeback of earlier rounds lands on the timed one), start the workload,
 //! time `kstate checkpoint -t ROOT -o IMAGE` (the tree is killed after the
 //! image is written, as CRIU does), wait until every task is reaped, then
 //! time `kstate restart IMAGE -d --pidfile F` from its fork until it returns
@@ -189,6 +190,10 @@ fn round(
     let pidfile = dir.join("restored.pid");
     let _ = std::fs::remove_file(&pidfile);
 
+    // Earlier rounds and the baselines leave hundreds of MiB dirty; their
+    // writeback would land on whichever engine runs next. Every timed round
+    // starts from a clean page cache, for both engines alike.
+    let _ = Command::new("sync").status();
     let mut w = start_workload(bins, prog, &[])?;
     let root = w.root;
     let addr = w.addr;
