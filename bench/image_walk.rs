@@ -156,7 +156,16 @@ fn build_image(path: &Path, objects: usize) -> std::io::Result<usize> {
                 next_ino(),
                 owner,
             );
-            pair.push(w.push(kind, &rec, &[])?);
+            // An ipc namespace's record carries its sysctls (version 2).
+            pair.push(if kind == Kind::IpcNs {
+                let ipc = kstate::image::format::IpcNsRecord {
+                    common: rec,
+                    ..Default::default()
+                };
+                w.push(kind, &ipc, &[])?
+            } else {
+                w.push(kind, &rec, &[])?
+            });
         }
         plain.push(pair);
     }
