@@ -117,3 +117,40 @@ fn nested_pid_namespaces_come_back_twice_side_by_side() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Namespaces shared by two branches of the tree and not by their common
+/// parent (fixtures/nsshare.c: A makes uts, ipc, net and mnt; B enters
+/// them; C is born in them): made once at restart, by A, and entered by B
+/// and C; the hostname comes back; a second checkpoint equals the first.
+#[test]
+fn namespaces_shared_across_branches_are_made_once() {
+    let dir = scratch("ns-share");
+    let mut w = Reaped::start("nsshare", &[]);
+    let pids: Vec<i32> = w.extra.iter().map(|p| p.parse().unwrap()).collect();
+    let [a, b, c] = [pids[0], pids[1], pids[2]];
+    let me = std::process::id() as i32;
+    for name in ["uts", "ipc", "net", "mnt"] {
+        assert_ne!(ns(a, name), ns(w.root, name), "{name}: A's own");
+        assert_eq!(ns(b, name), ns(a, name), "{name}: B in A's");
+    }
+    let a_img = dir.join("a.kst");
+    checkpoint_ok(w.root, &a_img, &[]);
+    w.wait_gone();
+    let r = Restarted::start(&a_img, &dir);
+    assert_eq!(r.root, w.root, "same pid after restart");
+    for name in ["uts", "ipc", "net", "mnt"] {
+        let made = ns(a, name);
+        assert_ne!(made, ns(me, name), "{name}: made anew");
+        assert_ne!(made, ns(r.root, name), "{name}: not the root's");
+        assert_eq!(ns(b, name), made, "{name}: B entered A's");
+        assert_eq!(ns(c, name), made, "{name}: C too");
+    }
+    assert_eq!(hostname(b), "kstate-shared");
+    let b_img = dir.join("b.kst");
+    checkpoint_ok(r.root, &b_img, &["--leave-running"]);
+    let (same, text) = diff(&a_img, &b_img);
+    assert!(same, "second checkpoint differs:\n{text}");
+    let st = r.finish();
+    assert_eq!(st.code(), Some(0), "the tree's own checks: {st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -298,6 +298,11 @@ pub struct NsPlan {
     /// The mnt_ns record of a new mount namespace it creates, whose mounts
     /// it makes before its children (`objects::mnt_ns::restore`).
     pub mnt: Option<u32>,
+    /// Namespaces of the tree's own it enters once every task exists,
+    /// made by another task that is not its ancestor (a namespace shared
+    /// across branches): (CLONE_NEW* flag, name, index of the task that
+    /// makes it). Its children, created before, enter them too.
+    pub joins: Vec<(i32, &'static str, usize)>,
 }
 pub struct Plan<'a> {
     pub tasks: Vec<TaskPlan<'a>>,
@@ -444,6 +449,11 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
         .map(|t| nsproxy_ids(img, &t.task))
         .collect::<Result<_, _>>()?;
     let mut made: Vec<u32> = Vec::new();
+    // Who makes each plain namespace of the tree's own, and which plain
+    // namespaces each task is in when it is created (a task that joins one
+    // later creates its children before that).
+    let mut maker: HashMap<u32, usize> = HashMap::new();
+    let mut born_in: Vec<[u32; 10]> = Vec::with_capacity(tasks.len());
     for i in 0..tasks.len() {
         let pid = tasks[i].pid;
         let refuse = |what: String| RestartError::Unsupported(format!("task {pid}: {what}"));
@@ -491,9 +501,10 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
             }
             ns.set_tid = nspid.iter().rev().take(own).copied().collect();
         }
+        let mut born = me;
         for (slot, name, flag) in plain {
             let target = me[slot];
-            let inherited = parent.map(|p| p[slot]);
+            let inherited = tasks[i].parent.map(|p| born_in[p][slot]);
             if external(target)? {
                 if inherited.is_some_and(|p| p != target) {
                     return Err(refuse(format!(
@@ -501,11 +512,20 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
                     )));
                 }
             } else if inherited != Some(target) {
-                if made.contains(&target) {
-                    return Err(refuse(format!(
-                        "its {name} namespace is shared with a task of another branch: not supported yet"
-                    )));
+                if let Some(&by) = maker.get(&target) {
+                    // Made by a task of another branch: entered once every
+                    // task exists (see `restore_all`).
+                    if ns.user.is_some() || ns.creds.is_some() {
+                        return Err(refuse(format!(
+                            "its {name} namespace is shared with a task of another branch, \
+                             in a user namespace of the tree's own: not supported yet"
+                        )));
+                    }
+                    ns.joins.push((flag, name, by));
+                    born[slot] = inherited.unwrap_or(0);
+                    continue;
                 }
+                maker.insert(target, i);
                 made.push(target);
                 ns.clone_flags |= flag as u64;
                 match img.object(target).map_err(fmt)? {
@@ -557,6 +577,7 @@ fn plan_namespaces(img: &Image<'_>, tasks: &mut [TaskPlan<'_>]) -> Result<(), Re
             ns.new_time = Some((offsets(me[TFC])?, false));
         }
         super::userns::check(img, &ids, tasks, i, &mut ns)?;
+        born_in.push(born);
         tasks[i].ns = ns;
     }
     Ok(())
@@ -1175,8 +1196,9 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         sys::inject::BATCH_PROT as i32,
     )
     .map_err(|e| format!("scratch area at {:#x}: {e}", t.scratch))?;
-    // Not the task's: gone before it is restored.
-    let _ = sys::clone::close_range(res.proc.as_raw_fd() as u32, res.proc.as_raw_fd() as u32);
+    // kstate's /proc stays open until the restore (which closes it with the
+    // pipes): a task entering a namespace made by another branch opens it
+    // there (`join_namespaces`).
     nix::unistd::write(
         res.ready_w.as_fd(),
         format!("R{} {host}\n", t.pid).as_bytes(),
@@ -1350,7 +1372,9 @@ fn wait_stopped(pid: i32) -> Result<(), RestartError> {
 /// close or use, as kstate's own numbers (the same in every task).
 #[derive(Clone, Copy)]
 struct TaskFds {
-    close: [RawFd; 2],
+    /// The ready and hold pipes and kstate's /proc.
+    close: [RawFd; 3],
+    proc: RawFd,
     user: Option<(RawFd, Option<(u32, u32)>)>,
 }
 
@@ -1396,6 +1420,7 @@ fn restore_all(
         log::debug!("restore: task {}", t.pid);
         let ierr = inject_err(t.pid);
         let mut inj = sys::inject::Injector::with_syscall_ip(t.pid, syscall_ip).map_err(&ierr)?;
+        join_namespaces(plan, t, &mut inj, fds.proc)?;
         let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
             vec![(last_pid_path, libc::O_WRONLY)]
         } else {
@@ -1472,6 +1497,65 @@ fn restore_all(
         })?;
         task_core::restore_registers(pid, core)?;
         log::debug!("restore: task {pid} ready");
+    }
+    Ok(())
+}
+
+/// Enters the namespaces task `t` shares with a task of another branch
+/// (`NsPlan::joins`), which that task made: by injected calls, each
+/// namespace opened through kstate's /proc (`proc`, inherited) as the
+/// maker's, before the first batch (whose opens must resolve in the task's
+/// own mount namespace). Entering a mount namespace moves the root and
+/// working directory to its root: the saved working directory is entered
+/// again.
+fn join_namespaces(
+    plan: &Plan<'_>,
+    t: &TaskPlan<'_>,
+    inj: &mut sys::inject::Injector,
+    proc: RawFd,
+) -> Result<(), RestartError> {
+    let pid = t.pid;
+    let ierr = inject_err(pid);
+    let mut mnt = false;
+    for &(flag, name, by) in &t.ns.joins {
+        let maker = plan.tasks.get(by).map_or(0, |m| m.pid);
+        log::debug!("restore: task {pid} enters the {name} namespace of task {maker}");
+        let path = format!("{maker}/ns/{name}\0");
+        inj.write_mem(t.scratch, path.as_bytes()).map_err(&ierr)?;
+        let fd = inj
+            .call(
+                "openat (a namespace of another branch)",
+                libc::SYS_openat,
+                [
+                    proc as u64,
+                    t.scratch,
+                    (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+            .map_err(&ierr)?;
+        let r = inj.call(
+            "setns (a namespace of another branch)",
+            libc::SYS_setns,
+            [fd, flag as u64, 0, 0, 0, 0],
+        );
+        inj.call("close", libc::SYS_close, [fd, 0, 0, 0, 0, 0])
+            .map_err(&ierr)?;
+        r.map_err(&ierr)?;
+        mnt |= flag == libc::CLONE_NEWNS;
+    }
+    if mnt {
+        let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
+            pid,
+            what: "no core record".into(),
+        })?;
+        let mut cwd = core.cwd.to_vec();
+        cwd.push(0);
+        inj.write_mem(t.scratch, &cwd).map_err(&ierr)?;
+        inj.call("chdir", libc::SYS_chdir, [t.scratch, 0, 0, 0, 0, 0])
+            .map_err(&ierr)?;
     }
     Ok(())
 }
@@ -1620,7 +1704,12 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     }
     phase("every task seized");
     let fds = TaskFds {
-        close: [res.ready_w.as_raw_fd(), res.hold_r.as_raw_fd()],
+        close: [
+            res.ready_w.as_raw_fd(),
+            res.hold_r.as_raw_fd(),
+            res.proc.as_raw_fd(),
+        ],
+        proc: res.proc.as_raw_fd(),
         user: res
             .joins
             .iter()
