@@ -665,16 +665,56 @@ fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
+/// The sysctls of the network namespaces `which` (indices into the
+/// registry's namespaces), read side by side: a thread per namespace, a few
+/// at a time (each enters its namespace; hundreds of small files each).
+fn sysctls_of(
+    reg: &Registry,
+    which: &[usize],
+) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>, ObjectError> {
+    const AT_ONCE: usize = 4;
+    let mut out = Vec::with_capacity(which.len());
+    for chunk in which.chunks(AT_ONCE) {
+        let got: Vec<io::Result<Vec<(Vec<u8>, Vec<u8>)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    let fd = reg.namespaces[i].fd.as_fd();
+                    s.spawn(move || in_netns(Some(fd), read_sysctls))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("sysctl reader thread panicked")))
+                })
+                .collect()
+        });
+        for (&i, r) in chunk.iter().zip(got) {
+            out.push(r.map_err(|e| net_err(reg, i, format!("reading sysctls: {e}")))?);
+        }
+    }
+    Ok(out)
+}
+
 /// Collects every internal network namespace of the registry.
 pub fn collect(reg: &mut Registry) -> Result<(), ObjectError> {
     let mut all = Vec::new();
+    let which: Vec<usize> = reg
+        .namespaces
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.key.kind == NsKind::Net && !n.external)
+        .map(|(i, _)| i)
+        .collect();
+    let mut sysctls = sysctls_of(reg, &which)?.into_iter();
     for (i, n) in reg.namespaces.iter().enumerate() {
         if n.key.kind != NsKind::Net || n.external {
             continue;
         }
         let mut c = read_state(reg, i)?;
-        c.sysctls = in_netns(Some(n.fd.as_fd()), read_sysctls)
-            .map_err(|e| net_err(reg, i, format!("reading sysctls: {e}")))?;
+        c.sysctls = sysctls.next().unwrap_or_default();
         log::debug!(
             "collected net:[{}]: {} links, {} addresses, {} routes, {} rules, {} ids, {} sysctls",
             n.key.ino,
@@ -706,11 +746,11 @@ fn comparable(c: &NetContents) -> NetContents {
 /// Reads every namespace again and fails if anything changed since
 /// [`collect`] (the consistency digest of the checkpoint).
 pub fn verify(reg: &Registry) -> Result<(), ObjectError> {
-    for c in &reg.net {
+    let which: Vec<usize> = reg.net.iter().map(|c| c.ns).collect();
+    let all_now = sysctls_of(reg, &which)?;
+    for (c, sysctls_now) in reg.net.iter().zip(all_now) {
         let now = read_state(reg, c.ns)?;
         let (a, b) = (comparable(c), comparable(&now));
-        let sysctls_now = in_netns(Some(reg.namespaces[c.ns].fd.as_fd()), read_sysctls)
-            .map_err(|e| net_err(reg, c.ns, format!("reading sysctls again: {e}")))?;
         let what = if a.links != b.links {
             Some("its links")
         } else if a.addrs != b.addrs {
