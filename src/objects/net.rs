@@ -665,17 +665,20 @@ fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
+/// A namespace's sysctls: (path below /proc/sys/net, value).
+type Sysctls = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The sysctls of the network namespaces `which` (indices into the
 /// registry's namespaces), read side by side: a thread per namespace, a few
 /// at a time (each enters its namespace; hundreds of small files each).
 fn sysctls_of(
     reg: &Registry,
     which: &[usize],
-) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>, ObjectError> {
+) -> Result<Vec<Sysctls>, ObjectError> {
     const AT_ONCE: usize = 4;
     let mut out = Vec::with_capacity(which.len());
     for chunk in which.chunks(AT_ONCE) {
-        let got: Vec<io::Result<Vec<(Vec<u8>, Vec<u8>)>>> = std::thread::scope(|s| {
+        let got: Vec<io::Result<Sysctls>> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|&i| {
