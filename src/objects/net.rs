@@ -671,10 +671,7 @@ type Sysctls = Vec<(Vec<u8>, Vec<u8>)>;
 /// The sysctls of the network namespaces `which` (indices into the
 /// registry's namespaces), read side by side: a thread per namespace, a few
 /// at a time (each enters its namespace; hundreds of small files each).
-fn sysctls_of(
-    reg: &Registry,
-    which: &[usize],
-) -> Result<Vec<Sysctls>, ObjectError> {
+fn sysctls_of(reg: &Registry, which: &[usize]) -> Result<Vec<Sysctls>, ObjectError> {
     const AT_ONCE: usize = 4;
     let mut out = Vec::with_capacity(which.len());
     for chunk in which.chunks(AT_ONCE) {
