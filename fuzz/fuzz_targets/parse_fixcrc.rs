@@ -33,7 +33,8 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
 /// (leaving the rest as is) wherever it does not.
 fn fix_crcs(b: &mut [u8]) -> Option<()> {
     let toff = b.len().checked_sub(TRAILER)?;
-    let index = usize::try_from(u64_at(b, toff + 8)?).ok()?;
+    // Trailer: magic, total_len, index_offset, record_count, crc.
+    let index = usize::try_from(u64_at(b, toff + 16)?).ok()?;
     let count = u32_at(b, toff + 24)? as usize;
     let index_end = index.checked_add(count.checked_mul(INDEX_ENTRY)?)?;
     if index_end > toff {

@@ -922,6 +922,12 @@ impl<'a> Image<'a> {
         if !(0..1_000_000_000).contains(&r.mtime_nsec.get()) {
             return invalid("mtime_nsec", "nanoseconds outside 0..1e9");
         }
+        // The data is the extent written just before the entry: so each
+        // extent is hashed here once, however many entries a crafted image
+        // points at it.
+        if r.data.id().is_some_and(|d| Some(d) != at.id.checked_sub(1)) {
+            return invalid("data", "not the extent just before the entry");
+        }
         let (data, crc) = match r.data.id() {
             Some(id) => match self.object(id)? {
                 Object::Extent(e) => (e.rec.data_len.get(), crc32fast::hash(e.data)),

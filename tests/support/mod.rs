@@ -632,6 +632,17 @@ pub fn mnt_file(
 /// and a link, and a bind of the tmpfs's directory. `bad_path` replaces
 /// the file's path (for a malformed fixture).
 pub fn image_with_mounts(bad_path: Option<&[u8]>) -> Vec<u8> {
+    mounts_image(bad_path, false)
+}
+
+/// valid-mounts with one more tmpfs file whose data is the first file's
+/// extent, which is then not the record just before it (a crafted image
+/// could point any number of entries at one large extent).
+pub fn image_with_shared_tmpfs_extent() -> Vec<u8> {
+    mounts_image(None, true)
+}
+
+fn mounts_image(bad_path: Option<&[u8]>, share: bool) -> Vec<u8> {
     use kstate::image::format::{mount_how, MOUNT_NONE};
     let mut b = Builder::new();
     let (outer, inner) = b.user_pair();
@@ -679,7 +690,7 @@ pub fn image_with_mounts(bad_path: Option<&[u8]>) -> Vec<u8> {
     );
     mnt_file(&mut b, t, b"", 0o40755, b"", b"");
     mnt_file(&mut b, t, b"sub", 0o40700, b"", b"");
-    mnt_file(
+    let file = mnt_file(
         &mut b,
         t,
         bad_path.unwrap_or(b"sub/file"),
@@ -687,6 +698,23 @@ pub fn image_with_mounts(bad_path: Option<&[u8]>) -> Vec<u8> {
         b"alpha\n",
         b"",
     );
+    if share {
+        let data = b"alpha\n";
+        let rec = kstate::image::format::MntFileRecord {
+            mount: t,
+            data: Ref::new(Kind::Extent, file.id.get() - 1),
+            mode: U32::new(0o100640),
+            uid: U32::new(1000),
+            gid: U32::new(1000),
+            data_crc: U32::new(crc32fast::hash(data)),
+            size: U64::new(data.len() as u64),
+            mtime_sec: I64::new(1_700_000_000),
+            mtime_nsec: I64::new(5),
+            path_len: U32::new(5),
+            ..Default::default()
+        };
+        b.push(Kind::MntFile, &rec, &[b"other", b""]);
+    }
     mnt_file(&mut b, t, b"link", 0o120777, b"", b"sub/file");
     mount(
         &mut b,
@@ -843,6 +871,11 @@ pub fn fixtures() -> Vec<Fixture> {
             "bad-mnt-path.kst",
             image_with_mounts(Some(b"sub/../../etc/passwd")),
             "valid-mounts with a tmpfs file path that climbs out of its mount",
+        ),
+        fx(
+            "bad-mnt-shared-extent.kst",
+            image_with_shared_tmpfs_extent(),
+            "valid-mounts with a second tmpfs file whose data is the first one's extent",
         ),
     ];
 
