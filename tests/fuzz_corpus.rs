@@ -102,13 +102,7 @@ fn expected_error(name: &str, err: &FormatError) -> bool {
     use FormatError as E;
     match name {
         "bad-magic.kst" => matches!(err, E::BadMagic { .. }),
-        "bad-mnt-shared-extent.kst" => matches!(
-            err,
-            E::Invalid {
-                field: "data",
-                ..
-            }
-        ),
+        "bad-mnt-shared-extent.kst" => matches!(err, E::Invalid { field: "data", .. }),
         "bad-mnt-path.kst" => matches!(
             err,
             E::Invalid {
