@@ -303,44 +303,9 @@ fn assert_same(what: &str, a: &Value, b: &Value) {
 
 /// `kstate restart IMAGE` inside `outer`, waited for until the tree runs.
 fn restart_in(outer: &Outer, image: &Path, dir: &Path, extra: &[&str]) -> Restarted {
-    let pidfile = dir.join("pid");
-    let _ = std::fs::remove_file(&pidfile);
-    let errfile = dir.join("restart-stderr");
-    let mut kstate = Command::new("nsenter")
-        .arg(outer.netns_arg())
-        .arg(common::kstate_bin())
-        .arg("restart")
-        .arg(image)
-        .arg("--pidfile")
-        .arg(&pidfile)
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&errfile).expect("stderr file"))
-        .spawn()
-        .expect("start kstate restart");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return Restarted { kstate, root: pid };
-        }
-        if let Ok(Some(st)) = kstate.try_wait() {
-            panic!(
-                "kstate restart exited with {st}: {}",
-                std::fs::read_to_string(&errfile).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = kstate.kill();
-            let _ = kstate.wait();
-            panic!("kstate restart did not bring the tree up within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let net = outer.netns_arg();
+    let prefix = [std::ffi::OsStr::new("nsenter"), std::ffi::OsStr::new(&net)];
+    Restarted::start_under(&prefix, image, dir, extra)
 }
 
 fn kids(root: i32) -> Vec<i32> {

@@ -136,10 +136,31 @@ impl Restarted {
 
     /// [`Restarted::start`] with more arguments (`--join-ns …`).
     pub fn start_with(image: &Path, scratch: &Path, extra: &[&str]) -> Restarted {
+        Restarted::start_under(&[], image, scratch, extra)
+    }
+
+    /// [`Restarted::start_with`], kstate run under the command `prefix`
+    /// (e.g. `nsenter --net=…`, to restart from another namespace).
+    pub fn start_under(
+        prefix: &[&std::ffi::OsStr],
+        image: &Path,
+        scratch: &Path,
+        extra: &[&str],
+    ) -> Restarted {
         let pidfile = scratch.join(format!("pid-{}", std::process::id()));
         let _ = std::fs::remove_file(&pidfile);
         let errfile = scratch.join(format!("restart-stderr-{}", std::process::id()));
-        let mut kstate = Command::new(kstate_bin())
+        let bin = kstate_bin();
+        let (program, args): (&std::ffi::OsStr, &[&std::ffi::OsStr]) = match prefix {
+            [] => (bin.as_os_str(), &[]),
+            [p, rest @ ..] => (p, rest),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        if !prefix.is_empty() {
+            cmd.arg(&bin);
+        }
+        let mut kstate = cmd
             .arg("restart")
             .arg(image)
             .arg("--pidfile")
@@ -151,7 +172,7 @@ impl Restarted {
             .stderr(std::fs::File::create(&errfile).expect("stderr file"))
             .spawn()
             .expect("start kstate restart");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(pid) = std::fs::read_to_string(&pidfile)
                 .ok()
@@ -168,7 +189,7 @@ impl Restarted {
             if Instant::now() > deadline {
                 let _ = kstate.kill();
                 let _ = kstate.wait();
-                panic!("kstate restart did not bring the tree up within 20 s");
+                panic!("kstate restart did not bring the tree up within 30 s");
             }
             std::thread::sleep(Duration::from_millis(5));
         }
