@@ -1378,16 +1378,6 @@ struct TaskFds {
     user: Option<(RawFd, Option<(u32, u32)>)>,
 }
 
-/// One task's restore while it is under way (see [`restore_all`]).
-struct TaskRestore<'p, 'a> {
-    t: &'p TaskPlan<'a>,
-    inj: sys::inject::Injector,
-    prepared: Option<vma::Prepared>,
-    layout: Option<vma::Layout>,
-    started: Option<sys::inject::Started>,
-    checks: task_core::CoreChecks,
-}
-
 fn inject_err(pid: i32) -> impl Fn(sys::inject::InjectError) -> RestartError {
     move |e| RestartError::Restore {
         pid,
@@ -1414,8 +1404,8 @@ fn restore_all(
     let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
     // Every restorer is a fork of kstate: the same [vdso], at the same place.
     let syscall_ip = sys::inject::Injector::own_syscall_ip().map_err(inject_err(0))?;
-    let mut work = Vec::with_capacity(plan.tasks.len());
     // 1. The first batch, started in every task.
+    let mut first = Vec::with_capacity(plan.tasks.len());
     for t in &plan.tasks {
         log::debug!("restore: task {}", t.pid);
         let ierr = inject_err(t.pid);
@@ -1428,21 +1418,14 @@ fn restore_all(
         };
         let (prepared, batch) = vma::prepare(t, &inj, own, &extra)?;
         let started = inj.start(batch).map_err(&ierr)?;
-        work.push(TaskRestore {
-            t,
-            inj,
-            prepared: Some(prepared),
-            layout: None,
-            started: Some(started),
-            checks: task_core::CoreChecks::default(),
-        });
+        first.push((t, inj, prepared, started));
     }
     // 2. As each first batch ends, the second one.
-    for w in work.iter_mut() {
-        let (t, pid) = (w.t, w.t.pid);
+    let mut second = Vec::with_capacity(first.len());
+    for (t, mut inj, prepared, started) in first {
+        let pid = t.pid;
         let ierr = inject_err(pid);
-        let started = w.started.take().ok_or_else(|| ierr(missing()))?;
-        let res = w.inj.complete(started).map_err(|e| match e {
+        let res = inj.complete(started).map_err(|e| match e {
             sys::inject::InjectError::Syscall {
                 call: "open",
                 errno,
@@ -1456,36 +1439,33 @@ fn restore_all(
             },
             e => ierr(e),
         })?;
-        let prepared = w.prepared.take().ok_or_else(|| ierr(missing()))?;
-        let layout = prepared.layout(&res, &mut w.inj);
+        let layout = prepared.layout(&res, &mut inj);
         if let Some(what) = test_fail("restore", pid) {
             return Err(RestartError::Restore { pid, what });
         }
         let (b, checks) = second_batch(t, &layout, pids, fds)?;
-        w.started = Some(w.inj.start(b).map_err(&ierr)?);
-        w.layout = Some(layout);
-        w.checks = checks;
+        let started = inj.start(b).map_err(&ierr)?;
+        second.push((t, inj, checks, started));
     }
     // 3. The pages, then the scratch area unmapped (started in every task,
     // then awaited).
-    for w in work.iter_mut() {
-        let (t, pid) = (w.t, w.t.pid);
+    let mut work = Vec::with_capacity(second.len());
+    for (t, mut inj, checks, started) in second {
+        let pid = t.pid;
         let ierr = inject_err(pid);
-        let started = w.started.take().ok_or_else(|| ierr(missing()))?;
-        let res = w.inj.complete(started).map_err(&ierr)?;
-        w.checks.verify(pid, &res)?;
-        vma::fill(img, t, &mut w.inj)?;
-        let scratch = w.layout.as_ref().map_or(t.scratch, |l| l.scratch);
-        w.inj
-            .start_call(libc::SYS_munmap, [scratch, vma::SCRATCH_LEN, 0, 0, 0, 0])
+        let res = inj.complete(started).map_err(&ierr)?;
+        checks.verify(pid, &res)?;
+        vma::fill(img, t, &mut inj)?;
+        inj.start_call(libc::SYS_munmap, [t.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0])
             .map_err(&ierr)?;
+        work.push((t, inj));
     }
     // 4. The injection sessions end (each task back in an event stop).
     let mut finishing = Vec::with_capacity(work.len());
-    for mut w in work {
-        let ierr = inject_err(w.t.pid);
-        w.inj.complete_call("munmap").map_err(&ierr)?;
-        finishing.push((w.t, w.inj.finish_start().map_err(&ierr)?));
+    for (t, mut inj) in work {
+        let ierr = inject_err(t.pid);
+        inj.complete_call("munmap").map_err(&ierr)?;
+        finishing.push((t, inj.finish_start().map_err(&ierr)?));
     }
     // 5. The registers.
     for (t, f) in finishing {
@@ -1558,15 +1538,6 @@ fn join_namespaces(
             .map_err(&ierr)?;
     }
     Ok(())
-}
-
-/// A stage found no state from the stage before (cannot happen).
-fn missing() -> sys::inject::InjectError {
-    sys::inject::InjectError::Exited {
-        tid: 0,
-        step: "restore stage",
-        how: "its earlier stage left nothing".into(),
-    }
 }
 
 /// The second batch of task `t`'s restore: its mappings and mm, its

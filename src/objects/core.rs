@@ -572,6 +572,9 @@ fn prctl(b: &mut Batch, name: &'static str, args: [u64; 5]) {
 /// [`restore_registers`] once the injection session is over.
 pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
+    // Read once, for the task's own pid and the restorer's capabilities.
+    let path = procfs::pid_path(pid, "status");
+    let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
     for sa in c.sigactions {
         let raw = [
             sa.handler.get(),
@@ -633,8 +636,6 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
     let own = if c.pending.is_empty() {
         0
     } else {
-        let path = procfs::pid_path(pid, "status");
-        let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
         procfs::field(&status, b"NSpid")
             .and_then(|v| procfs::words(v).last())
             .and_then(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok())
@@ -663,7 +664,7 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
         }
     }
     // Credentials last: after them the task may lack the right to the rest.
-    restore_creds(pid, c, b)
+    restore_creds(pid, c, b, &path, &status)
 }
 
 /// capget/capset's header (version 3, this thread) and data (low then high
@@ -702,19 +703,24 @@ fn cap_struct(inh: u64, prm: u64, eff: u64) -> [u32; 8] {
 ///
 /// The restorer's own sets (kstate's, inherited) are read from
 /// /proc/PID/status, since the calls run later, in one batch.
-fn restore_creds(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChecks, ObjectError> {
+/// `status` is the text of the task's /proc/PID/status (at `path`).
+fn restore_creds(
+    pid: i32,
+    c: &TaskCoreView<'_>,
+    b: &mut Batch,
+    path: &std::path::Path,
+    status: &[u8],
+) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
     let [inh, prm, eff, bnd, amb] = r.caps.map(|v| v.get());
     let (uids, gids) = (r.uids.map(|u| u.get()), r.gids.map(|g| g.get()));
     let securebits = r.securebits.get() as u64;
-    let path = procfs::pid_path(pid, "status");
-    let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
     let cap = |field: &'static str| {
-        procfs::field(&status, field.as_bytes())
+        procfs::field(status, field.as_bytes())
             .and_then(procfs::parse_hex_u64)
             .ok_or_else(|| ObjectError::ProcParse {
                 pid,
-                path: path.clone(),
+                path: path.to_path_buf(),
                 field,
             })
     };

@@ -457,6 +457,36 @@ fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
     })
 }
 
+/// The address of a `syscall` instruction in thread `tid`'s executable
+/// [vdso], read through `mem` (its /proc/TID/mem); `None` without a vdso or
+/// without such an instruction in it.
+fn vdso_syscall(tid: i32, mem: &File) -> Result<Option<u64>, InjectError> {
+    let path = procfs::pid_path(tid, "maps");
+    let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
+        tid,
+        step: "find [vdso]",
+        path,
+        source,
+    })?;
+    let Some((start, end)) = vdso_range(&maps) else {
+        return Ok(None);
+    };
+    let len = (end - start).min(VDSO_MAX) as usize;
+    let mut code = vec![0u8; len];
+    mem.read_exact_at(&mut code, start)
+        .map_err(|source| InjectError::Mem {
+            tid,
+            step: "read [vdso]",
+            addr: start,
+            len,
+            source,
+        })?;
+    Ok(code
+        .windows(2)
+        .position(|w| w == [0x0f, 0x05])
+        .map(|off| start + off as u64))
+}
+
 /// The outcome of waiting for the thread to run one injected call.
 enum Phase {
     Entry,
@@ -562,48 +592,20 @@ impl Injector {
     /// [vdso] (its forks have it at the same place).
     pub fn own_syscall_ip() -> Result<u64, InjectError> {
         let tid = std::process::id() as i32;
-        let path = procfs::pid_path(tid, "maps");
-        let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
+        let path = procfs::pid_path(tid, "mem");
+        let mem = File::open(&path).map_err(|source| InjectError::Proc {
             tid,
-            step: "find [vdso]",
-            path: path.clone(),
+            step: "open own memory",
+            path,
             source,
         })?;
-        let (start, end) = vdso_range(&maps).ok_or(InjectError::NoSyscallInsn { tid })?;
-        let len = (end - start).min(VDSO_MAX) as usize;
-        let mut code = vec![0u8; len];
-        let mem = procfs::pid_path(tid, "mem");
-        File::open(&mem)
-            .and_then(|f| f.read_exact_at(&mut code, start))
-            .map_err(|source| InjectError::Mem {
-                tid,
-                step: "read own [vdso]",
-                addr: start,
-                len,
-                source,
-            })?;
-        code.windows(2)
-            .position(|w| w == [0x0f, 0x05])
-            .map(|off| start + off as u64)
-            .ok_or(InjectError::NoSyscallInsn { tid })
+        vdso_syscall(tid, &mem)?.ok_or(InjectError::NoSyscallInsn { tid })
     }
 
     fn find_syscall_insn(&self) -> Result<u64, InjectError> {
         let tid = self.tid;
-        let path = procfs::pid_path(tid, "maps");
-        let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
-            tid,
-            step: "find [vdso]",
-            path,
-            source,
-        })?;
-        if let Some((start, end)) = vdso_range(&maps) {
-            let len = (end - start).min(VDSO_MAX) as usize;
-            let mut code = vec![0u8; len];
-            self.read_mem(start, &mut code)?;
-            if let Some(off) = code.windows(2).position(|w| w == [0x0f, 0x05]) {
-                return Ok(start + off as u64);
-            }
+        if let Some(ip) = vdso_syscall(tid, &self.mem)? {
+            return Ok(ip);
         }
         // No vdso (vdso=0): the instruction the thread is stopped after.
         if SyscallState::of(&self.saved).in_syscall() {
