@@ -221,6 +221,9 @@ fn write_stdout(text: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts, so that every thread inherits the mask: a
+    // tracee's stop wakes the thread waiting for it (`ptrace::wait_until`).
+    kstate::sys::ptrace::block_sigchld();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_micros()
         .init();

@@ -322,3 +322,34 @@ fn avx_registers_survive() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An image read from standard input (`kstate restart -`) has no file the
+/// tasks could read their pages from: kstate writes them all itself. The
+/// memory's checksum (the workload's own check) must hold as with a file.
+#[test]
+fn memory_from_an_image_on_standard_input() {
+    let dir = scratch("memstdin");
+    let mut w = Reaped::start("memcheck", &["8"]);
+    wait_quiet(w.root);
+    let a = dir.join("a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+    let redirect = format!("exec \"$@\" < '{}'", a.display());
+    let prefix: Vec<&std::ffi::OsStr> = ["sh", "-c", redirect.as_str(), "sh"]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    let r = Restarted::start_under(&prefix, Path::new("-"), &dir, &[]);
+    assert_eq!(r.root, w.root, "same pid after restart");
+    let b = dir.join("b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "second checkpoint differs:\n{text}");
+    let st = r.finish();
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "the workload's memory check failed after a restart from stdin: {st}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

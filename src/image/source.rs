@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// The bytes of an image, mapped from a file or read into memory.
 pub enum ImageSource {
-    Mapped(memmap2::Mmap),
+    /// A file, mapped; the file stays open (restart lets the tasks read
+    /// their pages from it, [`ImageSource::file`]).
+    Mapped(memmap2::Mmap, File),
     Owned(Vec<u8>),
 }
 
@@ -39,15 +41,22 @@ impl ImageSource {
             (&file).read_to_end(&mut buf).map_err(err)?;
             return Ok(ImageSource::Owned(buf));
         }
-        crate::sys::map_readonly(&file)
-            .map(ImageSource::Mapped)
-            .map_err(err)
+        let map = crate::sys::map_readonly(&file).map_err(err)?;
+        Ok(ImageSource::Mapped(map, file))
     }
 
     pub fn bytes(&self) -> &[u8] {
         match self {
-            ImageSource::Mapped(m) => m,
+            ImageSource::Mapped(m, _) => m,
             ImageSource::Owned(v) => v,
+        }
+    }
+
+    /// The mapped file, when the image is one.
+    pub fn file(&self) -> Option<&File> {
+        match self {
+            ImageSource::Mapped(_, f) => Some(f),
+            ImageSource::Owned(_) => None,
         }
     }
 }

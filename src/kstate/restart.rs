@@ -779,13 +779,20 @@ struct Resources {
     /// last of all, by an injected setns.
     joins: Vec<JoinNs>,
     empty: Vec<NsKind>,
+    /// The image file (above the base), when the image is one: each task
+    /// reads its pages from it (`vma::read_pages`), then closes it.
+    image: Option<OwnedFd>,
 }
 
 fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     sys::dup_above(fd.as_raw_fd(), min)
 }
 
-fn open_resources(plan: &Plan<'_>, opts: &RestartOptions) -> Result<Resources, RestartError> {
+fn open_resources(
+    plan: &Plan<'_>,
+    opts: &RestartOptions,
+    src: &ImageSource,
+) -> Result<Resources, RestartError> {
     let top = plan
         .tasks
         .iter()
@@ -905,7 +912,13 @@ fn open_resources(plan: &Plan<'_>, opts: &RestartOptions) -> Result<Resources, R
         .map_err(task_err(0, "open /proc"))?
         .into();
     let proc = dup_above(&proc, base).map_err(task_err(0, "F_DUPFD"))?;
+    let image = src
+        .file()
+        .map(|f| sys::dup_above(f.as_raw_fd(), base))
+        .transpose()
+        .map_err(task_err(0, "F_DUPFD of the image file"))?;
     Ok(Resources {
+        image,
         proc,
         base,
         ready_r,
@@ -1147,6 +1160,7 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         res.hold_r.as_raw_fd() as u32,
         res.proc.as_raw_fd() as u32,
     ];
+    keep.extend(res.image.as_ref().map(|f| f.as_raw_fd() as u32));
     keep.extend(
         res.joins
             .iter()
@@ -1345,26 +1359,13 @@ fn wait_ready(
 
 fn wait_stopped(pid: i32) -> Result<(), RestartError> {
     let deadline = Instant::now() + READY_TIMEOUT;
-    let mut spins = 0u32;
-    loop {
-        match ptrace::wait(pid, true).map_err(task_err(pid, "waitpid"))? {
-            Some(ptrace::Stop::Event { .. }) | Some(ptrace::Stop::Signal(_)) => return Ok(()),
-            Some(other) => {
-                return Err(RestartError::Restore {
-                    pid,
-                    what: format!("died while being restored: {other:?}"),
-                })
-            }
-            None if Instant::now() > deadline => {
-                return Err(RestartError::Timeout(READY_TIMEOUT.as_secs()))
-            }
-            // The stop is a matter of microseconds: yield first, then sleep.
-            None if spins < 1000 => {
-                spins += 1;
-                std::thread::yield_now();
-            }
-            None => std::thread::sleep(Duration::from_micros(200)),
-        }
+    match ptrace::wait_until(pid, deadline).map_err(task_err(pid, "waitpid"))? {
+        Some(ptrace::Stop::Event { .. }) | Some(ptrace::Stop::Signal(_)) => Ok(()),
+        Some(other) => Err(RestartError::Restore {
+            pid,
+            what: format!("died while being restored: {other:?}"),
+        }),
+        None => Err(RestartError::Timeout(READY_TIMEOUT.as_secs())),
     }
 }
 
@@ -1376,6 +1377,8 @@ struct TaskFds {
     close: [RawFd; 3],
     proc: RawFd,
     user: Option<(RawFd, Option<(u32, u32)>)>,
+    /// The image file, when the tasks read their pages from it.
+    image: Option<RawFd>,
 }
 
 fn inject_err(pid: i32) -> impl Fn(sys::inject::InjectError) -> RestartError {
@@ -1443,7 +1446,7 @@ fn restore_all(
         if let Some(what) = test_fail("restore", pid) {
             return Err(RestartError::Restore { pid, what });
         }
-        let (b, checks) = second_batch(t, &layout, pids, fds)?;
+        let (b, checks) = second_batch(img, t, &layout, pids, fds)?;
         let started = inj.start(b).map_err(&ierr)?;
         second.push((t, inj, checks, started));
     }
@@ -1454,8 +1457,10 @@ fn restore_all(
         let pid = t.pid;
         let ierr = inject_err(pid);
         let res = inj.complete(started).map_err(&ierr)?;
-        checks.verify(pid, &res)?;
-        vma::fill(img, t, &mut inj)?;
+        let (core_checks, reads) = checks;
+        core_checks.verify(pid, &res)?;
+        reads.verify(pid, &res)?;
+        vma::fill(img, t, &mut inj, fds.image.is_some())?;
         inj.start_call(libc::SYS_munmap, [t.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0])
             .map_err(&ierr)?;
         work.push((t, inj));
@@ -1543,12 +1548,15 @@ fn join_namespaces(
 /// The second batch of task `t`'s restore: its mappings and mm, its
 /// process group, ns_last_pid, the restorer pipes closed, comm,
 /// `--join-ns user`, then the core with the credentials last.
+type SecondChecks = (task_core::CoreChecks, vma::PageReads);
+
 fn second_batch(
+    img: &Image<'_>,
     t: &TaskPlan<'_>,
     layout: &vma::Layout,
     pids: &HashMap<i32, i32>,
     fds: TaskFds,
-) -> Result<(sys::inject::Batch, task_core::CoreChecks), RestartError> {
+) -> Result<(sys::inject::Batch, SecondChecks), RestartError> {
     let pid = t.pid;
     let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
         pid,
@@ -1557,6 +1565,18 @@ fn second_batch(
     let mut b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
     join_group(t, pids, &mut b)?;
     vma::map(t, layout, &mut b)?;
+    let reads = match fds.image {
+        Some(fd) => {
+            let r = vma::read_pages(img, t, fd as u64, &mut b)?;
+            b.push(
+                "close (the image)",
+                libc::SYS_close,
+                [fd as u64, 0, 0, 0, 0, 0],
+            );
+            r
+        }
+        None => vma::PageReads::default(),
+    };
     if let (Some(last), Some(&fd)) = (t.ns.last_pid, layout.extra_fds.first()) {
         // The init of a pid namespace of the tree's own: its last_pid, now
         // that every task exists (ns_last_pid is the writer's namespace's).
@@ -1600,7 +1620,7 @@ fn second_batch(
     let checks = super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
         task_core::restore(pid, core, &mut b)
     })?;
-    Ok((b, checks))
+    Ok((b, (checks, reads)))
 }
 
 /// Restarts the tree of `opts.image`. Returns the root's exit code when
@@ -1627,7 +1647,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     crate::objects::net_restore::preflight(&img, &opts.external_veth)?;
     super::freeze::test_pause("after-checks");
     phase("checks passed");
-    let res = open_resources(&plan, opts)?;
+    let res = open_resources(&plan, opts, &src)?;
     phase("resources opened");
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
@@ -1686,6 +1706,7 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
             .iter()
             .find(|j| j.kind == NsKind::User)
             .map(|j| (j.fd.as_raw_fd(), j.ids)),
+        image: res.image.as_ref().map(|f| f.as_raw_fd()),
     };
     restore_all(&img, &plan, &by_image, fds, &own)?;
     phase("every task restored");

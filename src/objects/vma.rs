@@ -663,10 +663,112 @@ pub fn map(t: &TaskPlan<'_>, l: &Layout, b: &mut Batch) -> Result<(), ObjectErro
     Ok(())
 }
 
+/// The extent holding the pages of mapping `v` (of task `pid`).
+fn pages_of<'a>(
+    img: &Image<'a>,
+    pid: i32,
+    v: &VmaView<'_>,
+) -> Result<Option<crate::image::reader::ExtentView<'a>>, ObjectError> {
+    let Some(id) = v.rec.pages.id() else {
+        return Ok(None);
+    };
+    match img.object(id) {
+        Ok(crate::image::reader::Object::Extent(e)) => Ok(Some(e)),
+        _ => Err(ObjectError::Task {
+            pid,
+            what: format!(
+                "mapping {:#x}: its pages (record {id}) are not an extent",
+                v.rec.start.get()
+            ),
+        }),
+    }
+}
+
+/// A writable mapping's pages are read by the task itself (see
+/// [`read_pages`]); the others are written by kstate ([`fill`]).
+fn task_reads(v: &VmaView<'_>) -> bool {
+    v.rec.prot.get() & libc::PROT_WRITE as u32 != 0
+}
+
+/// The pread64 calls [`read_pages`] added, to check once the batch ran: a
+/// short read (the image file changed under kstate) fails the restore.
+#[derive(Debug, Default)]
+pub struct PageReads(Vec<(usize, u64, u64)>);
+
+impl PageReads {
+    /// Fails naming the first run of pages not read whole.
+    pub fn verify(&self, pid: i32, res: &BatchResult) -> Result<(), ObjectError> {
+        for &(i, at, want) in &self.0 {
+            let got = res.ret(i);
+            if got != want {
+                return Err(ObjectError::Task {
+                    pid,
+                    what: format!(
+                        "reading its pages at {at:#x} from the image: {got} bytes of {want}"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The saved pages of the task's writable mappings, as calls added to `b`
+/// after [`map`]: the task reads them itself from the image file (`image`,
+/// its descriptor there), one pread64 per run of pages, so that the tasks
+/// fill their memory side by side and kstate copies nothing. A mapping
+/// that is not writable is left to [`fill`], which writes through
+/// /proc/PID/mem without making it writable.
+pub fn read_pages(
+    img: &Image<'_>,
+    t: &TaskPlan<'_>,
+    image: u64,
+    b: &mut Batch,
+) -> Result<PageReads, ObjectError> {
+    let pid = t.pid;
+    let page = img.header().page_size.get() as u64;
+    let mut reads = PageReads::default();
+    for v in ordinary(t).filter(|v| task_reads(v)) {
+        let Some(e) = pages_of(img, pid, v)? else {
+            continue;
+        };
+        let mut off = 0u64;
+        for run in v.runs {
+            let n = run.pages.get() * page;
+            if off + n > e.data.len() as u64 {
+                return Err(ObjectError::Task {
+                    pid,
+                    what: format!(
+                        "mapping {:#x}: extent {} too short",
+                        v.rec.start.get(),
+                        v.rec.pages.id.get()
+                    ),
+                });
+            }
+            let at = run.start.get();
+            let i = b.push(
+                "pread64 (its pages, from the image)",
+                libc::SYS_pread64,
+                [image, at, n, e.data_offset + off, 0, 0],
+            );
+            reads.0.push((i, at, n));
+            off += n;
+        }
+    }
+    Ok(reads)
+}
+
 /// The saved pages, written into the mappings [`map`] made, straight from
 /// the mapped image through /proc/PID/mem (which writes read-only pages
 /// too; a PROT_NONE mapping is opened for the write and closed again).
-pub fn fill(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<(), ObjectError> {
+/// With `task_read` the writable mappings are skipped: the task read
+/// those itself ([`read_pages`]).
+pub fn fill(
+    img: &Image<'_>,
+    t: &TaskPlan<'_>,
+    inj: &mut Injector,
+    task_read: bool,
+) -> Result<(), ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
     let ierr = |e: crate::sys::inject::InjectError| ObjectError::Task {
@@ -674,24 +776,21 @@ pub fn fill(img: &Image<'_>, t: &TaskPlan<'_>, inj: &mut Injector) -> Result<(),
         what: e.to_string(),
     };
     let page = img.header().page_size.get() as u64;
-    for v in ordinary(t) {
-        let Some(id) = v.rec.pages.id() else {
+    for v in ordinary(t).filter(|v| !(task_read && task_reads(v))) {
+        let Some(e) = pages_of(img, pid, v)? else {
             continue;
         };
         let (start, len) = (v.rec.start.get(), v.rec.end.get() - v.rec.start.get());
         let prot = v.rec.prot.get() as u64;
-        let Ok(crate::image::reader::Object::Extent(e)) = img.object(id) else {
-            return Err(err(format!(
-                "mapping {start:#x}: its pages (record {id}) are not an extent"
-            )));
-        };
         let mut off = 0usize;
         for run in v.runs {
             let n = (run.pages.get() * page) as usize;
-            let data = e
-                .data
-                .get(off..off + n)
-                .ok_or_else(|| err(format!("mapping {start:#x}: extent {id} too short")))?;
+            let data = e.data.get(off..off + n).ok_or_else(|| {
+                err(format!(
+                    "mapping {start:#x}: extent {} too short",
+                    v.rec.pages.id.get()
+                ))
+            })?;
             if inj.write_mem(run.start.get(), data).is_err() {
                 // PROT_NONE pages cannot be written even by force.
                 let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;

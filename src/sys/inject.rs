@@ -646,49 +646,28 @@ impl Injector {
             })
     }
 
-    /// Waits (polling, bounded by [`STOP_TIMEOUT`]) for the next stop.
+    /// Waits (bounded by [`STOP_TIMEOUT`], [`ptrace::wait_until`]) for the
+    /// next stop.
     fn wait_stop(&self, step: &'static str) -> Result<Stop, InjectError> {
         let tid = self.tid;
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut pause = Duration::from_micros(20);
-        // An injected call stops again within microseconds: yield first,
-        // and only then back off into sleeps.
-        let mut spins = 0u32;
-        loop {
-            match ptrace::wait(tid, true) {
-                Ok(Some(Stop::Exited(code))) => {
-                    return Err(InjectError::Exited {
-                        tid,
-                        step,
-                        how: format!("exit status {code}"),
-                    })
-                }
-                Ok(Some(Stop::Killed(sig))) => {
-                    return Err(InjectError::Exited {
-                        tid,
-                        step,
-                        how: format!("killed by signal {sig}"),
-                    })
-                }
-                Ok(Some(stop)) => return Ok(stop),
-                Ok(None) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(source) => return Err(InjectError::Ptrace { tid, step, source }),
-            }
-            if Instant::now() >= deadline {
-                return Err(InjectError::Timeout {
-                    tid,
-                    step,
-                    secs: STOP_TIMEOUT.as_secs(),
-                });
-            }
-            if spins < 1000 {
-                spins += 1;
-                std::thread::yield_now();
-                continue;
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(10));
+        match ptrace::wait_until(tid, Instant::now() + STOP_TIMEOUT) {
+            Ok(Some(Stop::Exited(code))) => Err(InjectError::Exited {
+                tid,
+                step,
+                how: format!("exit status {code}"),
+            }),
+            Ok(Some(Stop::Killed(sig))) => Err(InjectError::Exited {
+                tid,
+                step,
+                how: format!("killed by signal {sig}"),
+            }),
+            Ok(Some(stop)) => Ok(stop),
+            Ok(None) => Err(InjectError::Timeout {
+                tid,
+                step,
+                secs: STOP_TIMEOUT.as_secs(),
+            }),
+            Err(source) => Err(InjectError::Ptrace { tid, step, source }),
         }
     }
 

@@ -157,3 +157,16 @@ pub fn set_child_subreaper() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// sigtimedwait(2) for the signals of `set` (blocked by the caller), up to
+/// `timeout`; the signal taken, if any, is dropped (the caller only wants
+/// to be woken).
+pub fn sigtimedwait(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `set` is a valid sigset_t, the siginfo pointer may be null and
+    // `ts` is a valid timespec; nothing is kept after the call.
+    let _ = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+}

@@ -61,6 +61,49 @@ pub fn wait(tid: i32, nohang: bool) -> io::Result<Option<Stop>> {
     Ok(Some(decode(status)))
 }
 
+/// Blocks SIGCHLD in the calling thread (once per thread), so that the
+/// notice of a child's stop stays pending for [`wait_until`] instead of
+/// being dropped (its default action is to ignore it). The kstate binary
+/// blocks it in its main thread before any other starts, so that every
+/// thread inherits the mask and no other thread takes the signal.
+pub fn block_sigchld() {
+    thread_local! {
+        static BLOCKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if BLOCKED.with(|b| b.replace(true)) {
+        return;
+    }
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    // Cannot fail with a valid set and how.
+    let _ = set.thread_block();
+}
+
+/// waitpid(tid, __WALL) bounded by `deadline`, without spinning: between
+/// two non-blocking waits the thread sleeps in sigtimedwait(SIGCHLD), which
+/// a tracee's stop (or end) wakes at once. Each sleep is at most 2 ms, so a
+/// notice taken by another thread that does not block SIGCHLD costs that
+/// much, never a hang. `Ok(None)` once the deadline has passed.
+pub fn wait_until(tid: i32, deadline: std::time::Instant) -> io::Result<Option<Stop>> {
+    block_sigchld();
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    loop {
+        match wait(tid, true) {
+            Ok(Some(stop)) => return Ok(Some(stop)),
+            Ok(None) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let slice = (deadline - now).min(std::time::Duration::from_millis(2));
+        super::sigtimedwait(&set, slice);
+    }
+}
+
 fn decode(status: i32) -> Stop {
     if libc::WIFEXITED(status) {
         Stop::Exited(libc::WEXITSTATUS(status))
