@@ -1262,10 +1262,14 @@ fn join_group(
 /// made, before its children) or `restore` (in kstate, once its address
 /// space is restored). Returns the message to fail with.
 fn test_fail(point: &str, pid: i32) -> Option<String> {
-    let at = std::env::var_os("KSTATE_TEST_FAIL_AT")?;
+    // Read once (the restorers, forks of kstate, inherit what was read).
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var_os("KSTATE_TEST_FAIL_AT").map(|v| v.to_string_lossy().into_owned())
+    });
+    let at = at.as_deref()?;
     let want = format!("{point}:{pid}");
-    at.to_string_lossy()
-        .split(',')
+    at.split(',')
         .any(|p| p == want)
         .then(|| format!("made to fail at {point} (KSTATE_TEST_FAIL_AT)"))
 }
@@ -1646,8 +1650,36 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     preflight(&plan)?;
     crate::objects::net_restore::preflight(&img, &opts.external_veth)?;
     super::freeze::test_pause("after-checks");
+    // The test hooks' variable, read once here so that every restorer
+    // inherits it.
+    let _ = test_fail("", 0);
     phase("checks passed");
-    let res = open_resources(&plan, opts, &src)?;
+    let early = early_net(&img, &plan, opts)?;
+    // The network namespace of the root, when the tree has only that one,
+    // is configured by a thread of its own while the tasks are created and
+    // restored (`net_thread`); the scope ends when that thread does, on
+    // every path.
+    std::thread::scope(|s| restart_tasks(s, &img, &src, plan, opts, early, t0))
+}
+
+/// The rest of [`restart`], once every check passed: the tasks created,
+/// the network configured, the tasks restored and let go.
+fn restart_tasks<'s, 'a: 's>(
+    s: &'s std::thread::Scope<'s, '_>,
+    img: &'s Image<'a>,
+    src: &ImageSource,
+    mut plan: Plan<'a>,
+    opts: &'s RestartOptions,
+    early: Option<u32>,
+    t0: Instant,
+) -> Result<i32, RestartError> {
+    let phase = |what: &str| {
+        log::debug!(
+            "restart: {what} at {:.2} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        )
+    };
+    let res = open_resources(&plan, opts, src)?;
     phase("resources opened");
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
@@ -1661,9 +1693,16 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     }
     let root = plan.tasks[0].pid;
     log::debug!("restart: checks passed; creating the root task {root}");
+    let mut net_job = None;
     match super::userns::fork_task(&plan.tasks[0].ns) {
         Ok(0) => restorer_child(&plan, &res, 0),
-        Ok(_) => cleanup.pids.push(root),
+        Ok(host_pid) => {
+            cleanup.pids.push(root);
+            // The root's network namespace exists from here on.
+            if let Some(id) = early {
+                net_job = net_thread(s, img, opts, id, host_pid);
+            }
+        }
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             return Err(RestartError::PidTaken {
                 pid: root,
@@ -1681,7 +1720,10 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
         t.pid = by_image.get(&t.pid).copied().unwrap_or(t.pid);
     }
     let root = plan.tasks[0].pid;
-    let net_guard = restore_net(&img, &plan, opts)?;
+    // The early one, if any, was opened when the root was made: should that
+    // have failed, it is configured here with the others.
+    let early = early.filter(|_| net_job.is_some());
+    let net_guard = restore_net(img, &plan, opts, early)?;
     cleanup.pids.sort_unstable();
     cleanup.pids.dedup();
     // Every task is seized and asked to stop first, then each stop is
@@ -1708,8 +1750,18 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
             .map(|j| (j.fd.as_raw_fd(), j.ids)),
         image: res.image.as_ref().map(|f| f.as_raw_fd()),
     };
-    restore_all(&img, &plan, &by_image, fds, &own)?;
+    restore_all(img, &plan, &by_image, fds, &own)?;
     phase("every task restored");
+    let early_guard = match net_job {
+        Some(h) => Some(h.join().unwrap_or_else(|_| {
+            Err(RestartError::Restore {
+                pid: root,
+                what: "the network configuration thread panicked".into(),
+            })
+        })?),
+        None => None,
+    };
+    phase("network configured");
     for t in &plan.tasks {
         ptrace::detach(t.pid, 0).map_err(task_err(t.pid, "PTRACE_DETACH"))?;
     }
@@ -1717,6 +1769,9 @@ pub fn restart(opts: &RestartOptions) -> Result<i32, RestartError> {
     drop(res);
     cleanup.armed = false;
     net_guard.disarm();
+    if let Some(g) = early_guard {
+        g.disarm();
+    }
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{root}\n")).map_err(|e| RestartError::File {
             path: p.display().to_string(),
@@ -1760,6 +1815,7 @@ fn restore_net(
     img: &Image<'_>,
     plan: &Plan<'_>,
     opts: &RestartOptions,
+    done: Option<u32>,
 ) -> Result<crate::objects::net_restore::NetGuard, RestartError> {
     let replaced =
         opts.empty.contains(&NsKind::Net) || opts.join.iter().any(|j| j.kind == NsKind::Net);
@@ -1771,7 +1827,7 @@ fn restore_net(
         .map(|ids| ids[6]);
     for t in &plan.tasks {
         let net = nsproxy_ids(img, &t.task)?[6];
-        if netns.contains_key(&net) || skip == Some(net) {
+        if netns.contains_key(&net) || skip == Some(net) || done == Some(net) {
             continue;
         }
         let external = img
@@ -1794,6 +1850,64 @@ fn restore_net(
         &netns,
         &opts.external_veth,
     )?)
+}
+
+/// The network namespace a thread may configure while the tasks are made
+/// ([`net_thread`]): the root's, when it creates it and it is the tree's
+/// only one (no other to make first, no veth to reach across), outside any
+/// user namespace of the tree's own, and not replaced by `--join-ns net`
+/// or `--empty-ns net`.
+fn early_net(
+    img: &Image<'_>,
+    plan: &Plan<'_>,
+    opts: &RestartOptions,
+) -> Result<Option<u32>, RestartError> {
+    let replaced =
+        opts.empty.contains(&NsKind::Net) || opts.join.iter().any(|j| j.kind == NsKind::Net);
+    let root = &plan.tasks[0];
+    if replaced
+        || root.ns.clone_flags & libc::CLONE_NEWNET as u64 == 0
+        || plan.tasks.iter().any(|t| t.ns.user.is_some())
+    {
+        return Ok(None);
+    }
+    let id = nsproxy_ids(img, &root.task)?[6];
+    for t in &plan.tasks[1..] {
+        let net = nsproxy_ids(img, &t.task)?[6];
+        let external = img
+            .object(net)
+            .ok()
+            .and_then(|o| o.ns_common().map(|c| c.is_external()))
+            .unwrap_or(false);
+        if net != id && !external {
+            return Ok(None);
+        }
+    }
+    Ok(Some(id))
+}
+
+/// Configures network namespace `id`, the one root task `host_pid` was
+/// just created in, from a thread of its own (`objects/net_restore.rs`),
+/// side by side with the creation and restore of the tasks; joined before
+/// they are let go. `None` if the namespace cannot be opened (the root
+/// already died: its error comes through the ready pipe).
+fn net_thread<'s>(
+    s: &'s std::thread::Scope<'s, '_>,
+    img: &'s Image<'_>,
+    opts: &'s RestartOptions,
+    id: u32,
+    host_pid: i32,
+) -> Option<
+    std::thread::ScopedJoinHandle<'s, Result<crate::objects::net_restore::NetGuard, RestartError>>,
+> {
+    let path = format!("/proc/{host_pid}/ns/net");
+    let fd: OwnedFd = std::fs::File::open(&path).ok()?.into();
+    Some(s.spawn(move || {
+        let netns = HashMap::from([(id, fd)]);
+        let guard = crate::objects::net_restore::restore(img, &netns, &opts.external_veth)?;
+        log::debug!("restart: net_ns #{id} configured beside the tasks");
+        Ok(guard)
+    }))
 }
 
 /// Waits for the root, reaping orphans meanwhile; returns its exit code
