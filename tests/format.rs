@@ -466,6 +466,92 @@ fn an_older_shorter_record_reads_with_defaults() {
     ));
 }
 
+/// A net_sysctl record as format 1.2 wrote it (version 1, no flags) reads
+/// with no flag set; a version-2 one keeps its AS_NEW bit; unknown flag bits
+/// and a non-zero reserved field are refused, naming the field.
+#[test]
+fn a_version_1_sysctl_record_reads_without_flags_and_unknown_flags_are_refused() {
+    use core::mem::offset_of;
+    use kstate::image::format::Ref;
+    use kstate::image::net::{sysctl_flags, NetSysctlRecord, NetView, NET_SYSCTL_V1_LEN};
+    use zerocopy::little_endian::U32;
+    use zerocopy::IntoBytes;
+    let mut b = support::Builder::new();
+    let user = b.user_ns(0, Ref::UNDEF, 0, &[], &[]);
+    let pid = b.pid_ns(0, user, Ref::UNDEF, 0, 1);
+    let set = b.ns_set(user, pid, pid);
+    let np = b.nsproxy(1, &set);
+    b.task(&support::TaskSpec::new(Ref::UNDEF, np, 0, &[1]));
+    let (name, value): (&[u8], &[u8]) = (b"ipv4/conf/all/forwarding", b"1");
+    let rec = NetSysctlRecord {
+        netns: set.net,
+        name_len: U32::new(name.len() as u32),
+        value_len: U32::new(value.len() as u32),
+        flags: U32::new(sysctl_flags::AS_NEW),
+        reserved: U32::ZERO,
+    };
+    let v1: [u8; NET_SYSCTL_V1_LEN] = rec.as_bytes()[..NET_SYSCTL_V1_LEN].try_into().unwrap();
+    let old = b.push_version(Kind::NetSysctl, 1, &v1, &[name, value]);
+    let new = b.push(Kind::NetSysctl, &rec, &[name, value]);
+    let bytes = b.finish();
+    let img = Image::parse(&bytes).expect("both versions are valid");
+    let sysctl = |r: Ref| match img.resolve(r) {
+        Ok(Object::Net(NetView::Sysctl(s))) => (s.rec, s.name.to_vec(), s.value.to_vec()),
+        other => panic!("a sysctl record: {other:?}"),
+    };
+    let (r, n, v) = sysctl(old);
+    assert_eq!((n.as_slice(), v.as_slice()), (name, value));
+    assert_eq!(r.flags.get(), 0, "a version-1 record has no flags");
+    let (r, n, _) = sysctl(new);
+    assert_eq!(n, name);
+    assert_eq!(r.flags.get(), sysctl_flags::AS_NEW);
+    let shown = kstate::kstate::show::to_json(&img).unwrap();
+    let objs = shown["objects"].as_array().unwrap();
+    assert_eq!(objs[old.id.get() as usize - 1]["as_new"], false);
+    assert_eq!(objs[new.id.get() as usize - 1]["as_new"], true);
+
+    // A version-1 record may not carry the version-2 fixed part.
+    let mut b = support::Builder::new();
+    let user = b.user_ns(0, Ref::UNDEF, 0, &[], &[]);
+    let pid = b.pid_ns(0, user, Ref::UNDEF, 0, 1);
+    let set = b.ns_set(user, pid, pid);
+    let rec = NetSysctlRecord {
+        netns: set.net,
+        ..rec
+    };
+    b.push_version(Kind::NetSysctl, 1, &rec, &[name, value]);
+    assert!(matches!(
+        Image::parse(&b.finish()),
+        Err(FormatError::Invalid {
+            field: "fixed_len",
+            ..
+        })
+    ));
+
+    // Unknown flag bits, a non-zero reserved field.
+    let good = support::image_net();
+    let id = support::nth_of_kind(&good, Kind::NetSysctl, 0);
+    for (at, value, field) in [
+        (offset_of!(NetSysctlRecord, flags), 2u32, "flags"),
+        (offset_of!(NetSysctlRecord, flags), 0x8000_0001, "flags"),
+        (offset_of!(NetSysctlRecord, reserved), 1, "reserved"),
+    ] {
+        let mut img = good.clone();
+        support::patch_payload(&mut img, id, at, &value.to_le_bytes());
+        let Err(e) = Image::parse(&img) else {
+            panic!("{value:#x} at {at}: accepted")
+        };
+        let named = match &e {
+            FormatError::Invalid { field, .. } | FormatError::NonZero { field, .. } => *field,
+            _ => "",
+        };
+        assert_eq!(named, field, "{value:#x} at {at}: {e}");
+        if field == "flags" {
+            assert!(e.to_string().contains("unknown bits"), "{e}");
+        }
+    }
+}
+
 /// The mounts of a mount namespace and a tmpfs's entries, dumped by the
 /// engine and read back field by field.
 #[test]

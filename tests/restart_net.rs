@@ -857,6 +857,127 @@ fn nested_network_namespaces_come_back() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Sysctls a workload left as a new namespace has them are flagged
+/// `as_new` at checkpoint and left alone at restart; those it changed in
+/// conf/all, conf/default and conf/lo are flagged not, and come back (with
+/// the lo entries that all or default would spread to, and every entry of
+/// another device, always compared).
+#[test]
+fn changed_sysctls_come_back_and_untouched_ones_are_flagged_as_new() {
+    let dir = scratch("net-sysctl");
+    let outer = Outer::new();
+    let mut w = start_tree(&outer, 1);
+    let a: i32 = w.extra[0].parse().unwrap();
+    let changed = [
+        ("ipv4/conf/all/log_martians", "1"),
+        ("ipv6/conf/default/hop_limit", "55"),
+        ("ipv4/conf/lo/arp_ignore", "1"),
+    ];
+    let mut cmd = String::from("ip link set lo up && ip link add v0 type veth peer name v1");
+    for (n, v) in changed {
+        cmd += &format!(" && echo {v} > /proc/sys/net/{n}");
+    }
+    sh_in(a, &cmd);
+    let read = |p: i32| -> Vec<String> {
+        let names: Vec<String> = changed
+            .iter()
+            .map(|(n, _)| format!("/proc/sys/net/{n}"))
+            .collect();
+        sh_in(p, &format!("cat {}", names.join(" ")))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let want: Vec<String> = changed.iter().map(|(_, v)| v.to_string()).collect();
+    assert_eq!(read(a), want);
+    settled(a);
+    let before = snapshot(a);
+
+    let img = dir.join("a.kst");
+    let out = common::run_kstate(
+        &[
+            "checkpoint",
+            "-t",
+            &w.root.to_string(),
+            "-o",
+            img.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "checkpoint: {err}");
+    assert!(!err.contains("new network namespace"), "{err}");
+    w.wait_gone();
+
+    let out = common::run_kstate(
+        &["show", "--json", img.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let j = common::stdout_json(&out);
+    let sysctls: Vec<&Value> = j["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "net_sysctl")
+        .collect();
+    let as_new = |name: &str| -> bool {
+        let o = sysctls
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} recorded"));
+        o["as_new"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{name}: as_new shown: {o}"))
+    };
+    for (n, _) in changed {
+        assert!(!as_new(n), "{n} was changed");
+    }
+    // all changed: lo's entry of the same name is compared (a write to all
+    // may spread to it); likewise default.
+    assert!(!as_new("ipv4/conf/lo/log_martians"));
+    assert!(!as_new("ipv6/conf/lo/hop_limit"));
+    // Untouched everywhere.
+    for n in [
+        "ipv4/conf/all/rp_filter",
+        "ipv4/conf/default/rp_filter",
+        "ipv4/conf/lo/arp_announce",
+        "ipv6/conf/all/hop_limit",
+        "ipv6/conf/lo/mtu",
+        "unix/max_dgram_qlen",
+    ] {
+        assert!(as_new(n), "{n} untouched");
+    }
+    // Other devices' entries never.
+    let devices: Vec<&&Value> = sysctls
+        .iter()
+        .filter(|o| {
+            let n = o["name"].as_str().unwrap_or("");
+            n.contains("/conf/v0/") || n.contains("/conf/v1/")
+        })
+        .collect();
+    assert!(!devices.is_empty());
+    assert!(devices.iter().all(|o| o["as_new"] == false), "{devices:?}");
+    let text = common::run_kstate(&["show", img.to_str().unwrap()], Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&text.stdout);
+    let flagged = sysctls.iter().filter(|o| o["as_new"] == true).count();
+    assert!(
+        text.contains(&format!("{} sysctls ({flagged} as new)", sysctls.len())),
+        "{text}"
+    );
+
+    let r = restart_in(&outer, &img, &dir, &[]);
+    assert_eq!(read(a), want, "the changed ones came back");
+    settled(a);
+    let after = snapshot(a);
+    assert_same("sysctls", &before["sysctls"], &after["sysctls"]);
+    let img2 = dir.join("b.kst");
+    checkpoint_ok(r.root, &img2, &["--leave-running"]);
+    let (same, text) = diff(&img, &img2);
+    assert!(same, "second checkpoint differs:\n{text}");
+    assert_eq!(r.finish().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 mod support;
 
 /// Crafted network records are refused by the reader, each with its own
@@ -1001,14 +1122,35 @@ fn show_and_diff_describe_network_records() {
         .expect("va shown");
     assert_eq!(va["type"], "veth");
     assert_eq!(va["peer_ifindex"], 3);
-    let sysctl = objects.iter().find(|o| o["kind"] == "net_sysctl").unwrap();
-    assert_eq!(sysctl["name"], "ipv4/conf/all/forwarding");
+    let sysctls: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "net_sysctl")
+        .collect();
+    assert_eq!(sysctls[0]["name"], "ipv4/conf/all/forwarding");
+    assert_eq!(sysctls[0]["as_new"], false);
+    assert_eq!(sysctls[1]["name"], "ipv4/conf/all/log_martians");
+    assert_eq!(sysctls[1]["as_new"], true);
     let out = common::run_kstate(&["show", p], Duration::from_secs(30));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("va <-> vb in #6"), "{text}");
     assert!(text.contains("addr 10.1.0.1/24 va"), "{text}");
+    assert!(text.contains("2 sysctls (1 as new)"), "{text}");
     let (same, d) = diff(&img, &img);
     assert!(same, "{d}");
+    // A differing as_new flag is a difference (a restart treats the two
+    // images differently), even with the same value.
+    let mut other = support::image_net();
+    let id = support::nth_of_kind(&other, kstate::image::format::Kind::NetSysctl, 1);
+    support::patch_payload(
+        &mut other,
+        id,
+        core::mem::offset_of!(kstate::image::net::NetSysctlRecord, flags),
+        &0u32.to_le_bytes(),
+    );
+    let img2 = dir.join("net2.kst");
+    std::fs::write(&img2, other).unwrap();
+    let (same, d) = diff(&img, &img2);
+    assert!(!same && d.contains("as_new"), "{d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

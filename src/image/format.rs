@@ -23,7 +23,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"KSTEND\x89\n";
 /// Format major version: a reader refuses any other major.
 pub const MAJOR: u16 = 1;
 /// Format minor version: only appended fields or new optional kinds.
-pub const MINOR: u16 = 2;
+pub const MINOR: u16 = 3;
 /// AUDIT_ARCH_X86_64, as in `<linux/audit.h>`.
 pub const ARCH_X86_64: u32 = 0xC000_003E;
 /// Records start on this alignment; padding between them is zero.
@@ -201,6 +201,7 @@ pub enum Kind {
     NetRoute = 19,
     NetRule = 20,
     NetNsid = 21,
+    /// Record version 2 (1.3) appends its flags.
     NetSysctl = 22,
     /// One mount of a mount namespace of the tree's own (1.2).
     Mount = 27,
@@ -304,7 +305,7 @@ impl Kind {
     /// The latest record version this build writes and reads.
     pub fn current_version(self) -> u16 {
         match self {
-            Kind::IpcNs => 2,
+            Kind::IpcNs | Kind::NetSysctl => 2,
             _ => 1,
         }
     }
@@ -314,6 +315,7 @@ impl Kind {
     pub fn fixed_len(self, version: u16) -> usize {
         match (self, version) {
             (Kind::IpcNs, 2) => core::mem::size_of::<IpcNsRecord>(),
+            (Kind::NetSysctl, 2) => core::mem::size_of::<super::net::NetSysctlRecord>(),
             (_, 1) => self.min_fixed_len(),
             _ => 0,
         }
@@ -341,7 +343,7 @@ impl Kind {
             Kind::NetRoute => size_of::<super::net::NetRouteRecord>(),
             Kind::NetRule => size_of::<super::net::NetRuleRecord>(),
             Kind::NetNsid => size_of::<super::net::NetNsidRecord>(),
-            Kind::NetSysctl => size_of::<super::net::NetSysctlRecord>(),
+            Kind::NetSysctl => super::net::NET_SYSCTL_V1_LEN,
             Kind::Mount => size_of::<MountRecord>(),
             Kind::MntFile => size_of::<MntFileRecord>(),
         }

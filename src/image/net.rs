@@ -330,9 +330,24 @@ pub struct NetNsidRecord {
     pub reserved: U32,
 }
 
+/// Flags of a [`NetSysctlRecord`] (record version 2; a version-1 record
+/// reads as none).
+pub mod sysctl_flags {
+    /// The value at checkpoint is the one a brand-new network namespace
+    /// starts with (the name is a global one or in conf/all, conf/default
+    /// or conf/lo; for conf/lo, all and default of the same name are too):
+    /// a restart neither reads nor writes it.
+    pub const AS_NEW: u32 = 1;
+    pub const KNOWN: u32 = AS_NEW;
+}
+
+/// Size of the fixed part of a version-1 [`NetSysctlRecord`] (no flags).
+pub const NET_SYSCTL_V1_LEN: usize = core::mem::offset_of!(NetSysctlRecord, flags);
+
 /// One sysctl of a network namespace (kind 22). Variable parts: `name_len`
 /// bytes of its path below /proc/sys/net (`ipv4/conf/all/forwarding`), then
-/// `value_len` bytes of value (as read, trailing newline removed).
+/// `value_len` bytes of value (as read, trailing newline removed). Version
+/// 2 appends `flags` and `reserved`.
 #[derive(
     Clone,
     Copy,
@@ -351,6 +366,9 @@ pub struct NetSysctlRecord {
     pub netns: Ref,
     pub name_len: U32,
     pub value_len: U32,
+    /// [`sysctl_flags`] (version 2).
+    pub flags: U32,
+    pub reserved: U32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -609,6 +627,20 @@ pub(crate) fn check(
             if !sysctl_name_ok(s.name) {
                 return Err(invalid(at, "name", "not a path below /proc/sys/net"));
             }
+            if s.rec.flags.get() & !sysctl_flags::KNOWN != 0 {
+                return Err(invalid(
+                    at,
+                    "flags",
+                    "unknown bits (only bit 0, as_new, is defined)",
+                ));
+            }
+            if s.rec.reserved.get() != 0 {
+                return Err(FormatError::NonZero {
+                    at,
+                    field: "reserved",
+                    value: s.rec.reserved.get() as u64,
+                });
+            }
         }
     }
     Ok(())
@@ -629,8 +661,11 @@ const _: () = {
     assert!(core::mem::size_of::<NetRouteRecord>() % 8 == 0);
     assert!(core::mem::size_of::<NetRuleRecord>() % 8 == 0);
     assert!(core::mem::size_of::<NetNsidRecord>() % 8 == 0);
+    assert!(core::mem::size_of::<NetSysctlRecord>() % 8 == 0);
+    assert!(NET_SYSCTL_V1_LEN == 16);
     assert!(core::mem::size_of::<NetLinkRecord>() == 184);
     assert!(core::mem::size_of::<NetAddrRecord>() == 88);
     assert!(core::mem::size_of::<NetRouteRecord>() == 104);
     assert!(core::mem::size_of::<NetRuleRecord>() == 80);
+    assert!(core::mem::size_of::<NetSysctlRecord>() == 24);
 };

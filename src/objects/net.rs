@@ -3,7 +3,9 @@
 //!
 //! Everything is read over rtnetlink from a socket made inside each
 //! namespace ([`super::rtnl`]), except the sysctls, read from /proc/sys/net
-//! by a thread that entered the namespace. Collection runs twice, at the
+//! by a thread that entered the namespace (and, once, in a brand-new
+//! namespace a thread of kstate's unshares, to flag the sysctls a restart
+//! may leave alone: [`as_new`]). Collection runs twice, at the
 //! start and at the end of the checkpoint: the tree is frozen, but a process
 //! outside it may still change a namespace the tree uses, and a difference
 //! fails the checkpoint rather than write an inconsistent image.
@@ -29,8 +31,9 @@ use super::rtnl::{in_netns, Rtnl};
 use super::ObjectError;
 use crate::image::format::Ref;
 use crate::image::net::{
-    addr_present, addr_text, link_flags, link_kind, route_present, rule_present, NetAddrRecord,
-    NetLinkRecord, NetNsidRecord, NetRouteRecord, NetRuleRecord, NetSysctlRecord, NetView,
+    addr_present, addr_text, link_flags, link_kind, route_present, rule_present, sysctl_flags,
+    NetAddrRecord, NetLinkRecord, NetNsidRecord, NetRouteRecord, NetRuleRecord, NetSysctlRecord,
+    NetView,
 };
 use crate::image::{ImageWriter, Kind};
 use crate::kstate::registry::{NsKind, Registry};
@@ -69,7 +72,10 @@ pub struct NetContents {
     /// (registry index of the other namespace, the id this one gives it).
     pub nsids: Vec<(usize, i32)>,
     /// (path below /proc/sys/net, value).
-    pub sysctls: Vec<(Vec<u8>, Vec<u8>)>,
+    pub sysctls: Sysctls,
+    /// One per entry of `sysctls`: its value is what a brand-new network
+    /// namespace starts with ([`as_new`]); empty when that is not known.
+    pub sysctl_as_new: Vec<bool>,
 }
 
 fn net_err(reg: &Registry, ns: usize, what: String) -> ObjectError {
@@ -618,7 +624,7 @@ fn rule_of(r: &RuleMessage) -> Rule {
 
 /// The sysctls kept: every writable file of ipv4/conf/* and ipv6/conf/*,
 /// and ipv4/ip_forward, ipv4/ping_group_range, unix/max_dgram_qlen.
-fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn read_sysctls() -> io::Result<Sysctls> {
     use std::os::unix::ffi::OsStrExt;
     let base = std::path::Path::new("/proc/sys/net");
     let mut files = super::rtnl::SysctlFiles::default();
@@ -666,36 +672,123 @@ fn read_sysctls() -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 /// A namespace's sysctls: (path below /proc/sys/net, value).
-type Sysctls = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Sysctls = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The sysctls of a brand-new network namespace: the calling thread (a
+/// scoped one of kstate's, which ends right after) unshares one of its own,
+/// which goes away with the thread.
+fn read_new_netns_sysctls() -> io::Result<Sysctls> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    read_sysctls()
+}
 
 /// The sysctls of the network namespaces `which` (indices into the
 /// registry's namespaces), read side by side: a thread per namespace, a few
 /// at a time (each enters its namespace; hundreds of small files each).
-fn sysctls_of(reg: &Registry, which: &[usize]) -> Result<Vec<Sysctls>, ObjectError> {
+/// With `fresh`, another thread reads those of a brand-new namespace
+/// meanwhile ([`read_new_netns_sysctls`]), returned second.
+fn sysctls_of(
+    reg: &Registry,
+    which: &[usize],
+    fresh: bool,
+) -> Result<(Vec<Sysctls>, Option<io::Result<Sysctls>>), ObjectError> {
     const AT_ONCE: usize = 4;
-    let mut out = Vec::with_capacity(which.len());
-    for chunk in which.chunks(AT_ONCE) {
-        let got: Vec<io::Result<Sysctls>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|&i| {
-                    let fd = reg.namespaces[i].fd.as_fd();
-                    s.spawn(move || in_netns(Some(fd), read_sysctls))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("sysctl reader thread panicked")))
-                })
-                .collect()
-        });
-        for (&i, r) in chunk.iter().zip(got) {
-            out.push(r.map_err(|e| net_err(reg, i, format!("reading sysctls: {e}")))?);
+    let joined = |h: std::thread::ScopedJoinHandle<'_, io::Result<Sysctls>>| {
+        h.join()
+            .unwrap_or_else(|_| Err(io::Error::other("sysctl reader thread panicked")))
+    };
+    std::thread::scope(|outer| {
+        let new_ns = fresh.then(|| outer.spawn(read_new_netns_sysctls));
+        let mut out = Vec::with_capacity(which.len());
+        for chunk in which.chunks(AT_ONCE) {
+            let got: Vec<io::Result<Sysctls>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let fd = reg.namespaces[i].fd.as_fd();
+                        s.spawn(move || in_netns(Some(fd), read_sysctls))
+                    })
+                    .collect();
+                handles.into_iter().map(joined).collect()
+            });
+            for (&i, r) in chunk.iter().zip(got) {
+                out.push(r.map_err(|e| net_err(reg, i, format!("reading sysctls: {e}")))?);
+            }
         }
+        Ok((out, new_ns.map(joined)))
+    })
+}
+
+/// Where a recorded sysctl lives, for [`as_new`].
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// Not under ipv4/conf or ipv6/conf (ip_forward, unix/max_dgram_qlen, …).
+    Global,
+    /// `FAMILY/conf/DIR/NAME`.
+    Conf {
+        family: &'a [u8],
+        dir: &'a [u8],
+        name: &'a [u8],
+    },
+}
+
+fn place(n: &[u8]) -> Place<'_> {
+    let mut parts = n.splitn(4, |b| *b == b'/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(family @ (b"ipv4" | b"ipv6")), Some(b"conf"), Some(dir), Some(name)) => {
+            Place::Conf { family, dir, name }
+        }
+        _ => Place::Global,
     }
-    Ok(out)
+}
+
+/// For each of a namespace's `sysctls`, whether a restart may leave it as a
+/// brand-new namespace has it (`fresh`, read in one kstate made): the name
+/// is a global one or in conf/all, conf/default or conf/lo (`lo` being the
+/// loopback: `lo_is_loopback`), and its value is the new namespace's. A
+/// conf/lo entry needs conf/all and conf/default of the same family and
+/// name to qualify too: the kernel spreads writes to those to the devices,
+/// so a device's value is only left alone when they are. Other devices'
+/// entries never qualify (their defaults are the driver's).
+pub fn as_new(
+    sysctls: &[(Vec<u8>, Vec<u8>)],
+    fresh: &[(Vec<u8>, Vec<u8>)],
+    lo_is_loopback: bool,
+) -> Vec<bool> {
+    let fresh: HashMap<&[u8], &[u8]> = fresh
+        .iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect();
+    let same = |n: &[u8], v: &[u8]| fresh.get(n) == Some(&v);
+    // Whether each recorded name has the new namespace's value.
+    let recorded: HashMap<&[u8], bool> = sysctls
+        .iter()
+        .map(|(n, v)| (n.as_slice(), same(n, v)))
+        .collect();
+    let qualifies = |family: &[u8], dir: &str, name: &[u8]| {
+        let mut n = family.to_vec();
+        n.extend_from_slice(b"/conf/");
+        n.extend_from_slice(dir.as_bytes());
+        n.push(b'/');
+        n.extend_from_slice(name);
+        recorded.get(n.as_slice()).copied().unwrap_or(false)
+    };
+    sysctls
+        .iter()
+        .map(|(n, v)| {
+            same(n, v)
+                && match place(n) {
+                    Place::Global => true,
+                    Place::Conf { dir, .. } if dir == b"all" || dir == b"default" => true,
+                    Place::Conf { family, dir, name } if dir == b"lo" => {
+                        lo_is_loopback
+                            && qualifies(family, "all", name)
+                            && qualifies(family, "default", name)
+                    }
+                    Place::Conf { .. } => false,
+                }
+        })
+        .collect()
 }
 
 /// Collects every internal network namespace of the registry.
@@ -708,22 +801,43 @@ pub fn collect(reg: &mut Registry) -> Result<(), ObjectError> {
         .filter(|(_, n)| n.key.kind == NsKind::Net && !n.external)
         .map(|(i, _)| i)
         .collect();
-    let mut sysctls = sysctls_of(reg, &which)?.into_iter();
+    // A new namespace's sysctls, read beside the tree's: which of the
+    // tree's are as a new namespace has them, for the restart to skip.
+    let (sysctls, fresh) = sysctls_of(reg, &which, !which.is_empty())?;
+    let fresh = match fresh {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            log::warn!(
+                "could not read the sysctls of a new network namespace ({e}): a restart will compare every sysctl"
+            );
+            None
+        }
+        None => None,
+    };
+    let mut sysctls = sysctls.into_iter();
     for (i, n) in reg.namespaces.iter().enumerate() {
         if n.key.kind != NsKind::Net || n.external {
             continue;
         }
         let mut c = read_state(reg, i)?;
         c.sysctls = sysctls.next().unwrap_or_default();
+        if let Some(f) = &fresh {
+            let lo_is_loopback = c
+                .links
+                .iter()
+                .any(|l| l.rec.kind.get() == link_kind::LOOPBACK && l.name == b"lo");
+            c.sysctl_as_new = as_new(&c.sysctls, f, lo_is_loopback);
+        }
         log::debug!(
-            "collected net:[{}]: {} links, {} addresses, {} routes, {} rules, {} ids, {} sysctls",
+            "collected net:[{}]: {} links, {} addresses, {} routes, {} rules, {} ids, {} sysctls ({} as a new namespace has them)",
             n.key.ino,
             c.links.len(),
             c.addrs.len(),
             c.routes.len(),
             c.rules.len(),
             c.nsids.len(),
-            c.sysctls.len()
+            c.sysctls.len(),
+            c.sysctl_as_new.iter().filter(|a| **a).count()
         );
         all.push(c);
     }
@@ -736,6 +850,7 @@ pub fn collect(reg: &mut Registry) -> Result<(), ObjectError> {
 fn comparable(c: &NetContents) -> NetContents {
     let mut c = c.clone();
     c.sysctls.clear();
+    c.sysctl_as_new.clear();
     for a in &mut c.addrs {
         a.rec.valid = U32::ZERO;
         a.rec.preferred = U32::ZERO;
@@ -747,7 +862,7 @@ fn comparable(c: &NetContents) -> NetContents {
 /// [`collect`] (the consistency digest of the checkpoint).
 pub fn verify(reg: &Registry) -> Result<(), ObjectError> {
     let which: Vec<usize> = reg.net.iter().map(|c| c.ns).collect();
-    let all_now = sysctls_of(reg, &which)?;
+    let (all_now, _) = sysctls_of(reg, &which, false)?;
     for (c, sysctls_now) in reg.net.iter().zip(all_now) {
         let now = read_state(reg, c.ns)?;
         let (a, b) = (comparable(c), comparable(&now));
@@ -823,11 +938,14 @@ pub fn dump<W: io::Write>(reg: &Registry, w: &mut ImageWriter<W>) -> Result<(), 
             };
             w.push(Kind::NetNsid, &rec, &[]).map_err(werr)?;
         }
-        for (n, v) in &c.sysctls {
+        for (k, (n, v)) in c.sysctls.iter().enumerate() {
+            let as_new = c.sysctl_as_new.get(k).copied().unwrap_or(false);
             let rec = NetSysctlRecord {
                 netns,
                 name_len: U32::new(n.len() as u32),
                 value_len: U32::new(v.len() as u32),
+                flags: U32::new(if as_new { sysctl_flags::AS_NEW } else { 0 }),
+                reserved: U32::ZERO,
             };
             w.push(Kind::NetSysctl, &rec, &[n, v]).map_err(werr)?;
         }
@@ -976,6 +1094,8 @@ pub fn describe(v: &NetView<'_>, m: &mut Map<String, Value>) {
         NetView::Sysctl(s) => {
             m.insert("name".into(), text(s.name));
             m.insert("value".into(), text(s.value));
+            let as_new = s.rec.flags.get() & sysctl_flags::AS_NEW != 0;
+            m.insert("as_new".into(), json!(as_new));
         }
     }
 }
@@ -1045,15 +1165,94 @@ pub fn topology(objects: &[Value]) -> String {
         let rules = of("net_rule")
             .filter(|r| r["netns"].as_u64() == Some(ns))
             .count();
+        let sysctls = of("net_sysctl")
+            .filter(|r| r["netns"].as_u64() == Some(ns))
+            .count();
+        let as_new = of("net_sysctl")
+            .filter(|r| r["netns"].as_u64() == Some(ns) && r["as_new"] == json!(true))
+            .count();
         let ids: Vec<String> = of("net_nsid")
             .filter(|r| r["netns"].as_u64() == Some(ns))
             .map(|r| format!("#{}={}", r["peer"], r["nsid"]))
             .collect();
         let _ = writeln!(
             out,
-            "    {routes} routes, {rules} rules, netns ids [{}]",
+            "    {routes} routes, {rules} rules, {sysctls} sysctls ({as_new} as new), netns ids [{}]",
             ids.join(", ")
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_new;
+
+    fn list(v: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        v.iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn as_new_needs_the_new_value_and_untouched_all_and_default_for_lo() {
+        let fresh = list(&[
+            ("ipv4/ip_forward", "0"),
+            ("unix/max_dgram_qlen", "512"),
+            ("ipv4/conf/all/log_martians", "0"),
+            ("ipv4/conf/default/log_martians", "0"),
+            ("ipv4/conf/lo/log_martians", "0"),
+            ("ipv4/conf/all/arp_ignore", "0"),
+            ("ipv4/conf/default/arp_ignore", "0"),
+            ("ipv4/conf/lo/arp_ignore", "0"),
+            ("ipv6/conf/all/hop_limit", "64"),
+            ("ipv6/conf/default/hop_limit", "64"),
+            ("ipv6/conf/lo/hop_limit", "64"),
+            ("ipv4/conf/all/arp_announce", "0"),
+            ("ipv4/conf/default/arp_announce", "0"),
+            ("ipv4/conf/lo/arp_announce", "0"),
+        ]);
+        let rec = list(&[
+            ("ipv4/ip_forward", "0"),
+            ("unix/max_dgram_qlen", "77"),
+            // all changed: lo, untouched, still does not qualify.
+            ("ipv4/conf/all/log_martians", "1"),
+            ("ipv4/conf/default/log_martians", "0"),
+            ("ipv4/conf/lo/log_martians", "0"),
+            // all and default untouched, lo changed.
+            ("ipv4/conf/all/arp_ignore", "0"),
+            ("ipv4/conf/default/arp_ignore", "0"),
+            ("ipv4/conf/lo/arp_ignore", "1"),
+            // default changed: lo does not qualify; all does.
+            ("ipv6/conf/all/hop_limit", "64"),
+            ("ipv6/conf/default/hop_limit", "55"),
+            ("ipv6/conf/lo/hop_limit", "64"),
+            // Another device: never.
+            ("ipv6/conf/veth0/hop_limit", "64"),
+            // Unknown to the new namespace: never.
+            ("ipv4/conf/all/new_knob", "0"),
+            // All three untouched: lo qualifies too.
+            ("ipv4/conf/all/arp_announce", "0"),
+            ("ipv4/conf/default/arp_announce", "0"),
+            ("ipv4/conf/lo/arp_announce", "0"),
+        ]);
+        let got = as_new(&rec, &fresh, true);
+        let want = [
+            true, false, false, true, false, true, true, false, true, false, false, false, false,
+            true, true, true,
+        ];
+        assert_eq!(got, want);
+        // A lo that is not the loopback (it was renamed, another device took
+        // the name): its entries never qualify.
+        let got = as_new(&rec, &fresh, false);
+        let mut want = want;
+        want[15] = false;
+        assert_eq!(got, want);
+        let got = as_new(&list(&[("ipv4/conf/lo/arp_ignore", "0")]), &fresh, true);
+        assert_eq!(
+            got,
+            [false],
+            "all and default unrecorded: lo does not qualify"
+        );
+    }
 }

@@ -32,8 +32,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::rtnl::{in_netns, Rtnl};
 use super::ObjectError;
 use crate::image::net::{
-    addr_present, link_flags, link_kind, route_present, rule_present, AddrView, LinkView,
-    NetNsidRecord, NetRouteRecord, NetView, RuleView, SysctlView,
+    addr_present, link_flags, link_kind, route_present, rule_present, sysctl_flags, AddrView,
+    LinkView, NetNsidRecord, NetRouteRecord, NetView, RuleView, SysctlView,
 };
 use crate::image::reader::Object;
 use crate::image::Image;
@@ -394,10 +394,23 @@ pub fn restore(
         // Sysctls before the devices come up: a device's accept_dad,
         // addr_gen_mode, disable_ipv6 take effect then (the link-local
         // address the kernel makes, or not). Written in the order read: all,
-        // default, then each device.
-        let sysctls = &all[&t.id].sysctls;
-        in_netns(Some(t.fd.as_fd()), || write_sysctls(sysctls))
-            .map_err(|e| err(t.id, format!("sysctl {e}")))?;
+        // default, then each device. Those recorded as a new namespace has
+        // them (AS_NEW) are neither read nor written: this one is new.
+        let recorded = &all[&t.id].sysctls;
+        let sysctls: Vec<&SysctlView<'_>> = recorded
+            .iter()
+            .filter(|s| s.rec.flags.get() & sysctl_flags::AS_NEW == 0)
+            .collect();
+        log::debug!(
+            "restart: net_ns #{}: {} of {} sysctls left as the new namespace has them",
+            t.id,
+            recorded.len() - sysctls.len(),
+            recorded.len()
+        );
+        if !sysctls.is_empty() {
+            in_netns(Some(t.fd.as_fd()), || write_sysctls(&sysctls))
+                .map_err(|e| err(t.id, format!("sysctl {e}")))?;
+        }
         for l in links {
             let mut m = LinkMessage::default();
             m.header.index = l.rec.ifindex.get();
@@ -870,7 +883,7 @@ fn restore_rules(sock: &mut Rtnl, rules: &[RuleView<'_>]) -> io::Result<()> {
 /// Writes each sysctl whose value differs from the new namespace's (run in
 /// a thread inside it). Names were checked by the reader to stay below
 /// /proc/sys/net.
-fn write_sysctls(sysctls: &[SysctlView<'_>]) -> io::Result<()> {
+fn write_sysctls(sysctls: &[&SysctlView<'_>]) -> io::Result<()> {
     let mut files = super::rtnl::SysctlFiles::default();
     for s in sysctls {
         let path = || format!("/proc/sys/net/{}", name(s.name));

@@ -285,6 +285,20 @@ impl Builder {
             .expect("writing to a Vec cannot fail")
     }
 
+    /// Like [`Builder::push`], stamping an older record `version` (whose
+    /// fixed part `fixed` must be).
+    pub fn push_version<T: IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        kind: Kind,
+        version: u16,
+        fixed: &T,
+        vars: &[&[u8]],
+    ) -> Ref {
+        self.w
+            .push_version(kind, version, fixed, vars)
+            .expect("writing to a Vec cannot fail")
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.w.finish().expect("writing to a Vec cannot fail")
     }
@@ -344,7 +358,8 @@ pub fn image_minimal() -> Vec<u8> {
 
 /// A minimal tree whose net namespace (record 6) holds one of each network
 /// record: lo, a veth pair, an address, a route, a rule, an id for a second
-/// (external) net namespace, and a sysctl.
+/// (external) net namespace, and two sysctls (one changed by the workload,
+/// one flagged as a new namespace has it).
 pub fn image_net() -> Vec<u8> {
     use kstate::image::net::*;
     use zerocopy::little_endian::I32;
@@ -439,13 +454,20 @@ pub fn image_net() -> Vec<u8> {
         reserved: U32::ZERO,
     };
     b.push(Kind::NetNsid, &nsid, &[]);
-    let name: &[u8] = b"ipv4/conf/all/forwarding";
-    let sysctl = NetSysctlRecord {
-        netns: net,
-        name_len: U32::new(name.len() as u32),
-        value_len: U32::new(1),
-    };
-    b.push(Kind::NetSysctl, &sysctl, &[name, b"1"]);
+    // One changed by the workload, one as a new namespace has it.
+    for (name, value, flags) in [
+        (&b"ipv4/conf/all/forwarding"[..], &b"1"[..], 0),
+        (b"ipv4/conf/all/log_martians", b"0", sysctl_flags::AS_NEW),
+    ] {
+        let sysctl = NetSysctlRecord {
+            netns: net,
+            name_len: U32::new(name.len() as u32),
+            value_len: U32::new(value.len() as u32),
+            flags: U32::new(flags),
+            reserved: U32::ZERO,
+        };
+        b.push(Kind::NetSysctl, &sysctl, &[name, value]);
+    }
     b.finish()
 }
 
@@ -979,7 +1001,7 @@ pub fn fixtures() -> Vec<Fixture> {
     v.push(fx(
         "valid-net.kst",
         net.clone(),
-        "valid-minimal plus one of each network record (links lo and a veth pair, address, route, rule, netns id, sysctl)",
+        "valid-minimal plus one of each network record (links lo and a veth pair, address, route, rule, netns id, two sysctls: one changed, one as a new namespace has it)",
     ));
     let mut b = net;
     let sysctl = nth_of_kind(&b, Kind::NetSysctl, 0);
@@ -990,7 +1012,7 @@ pub fn fixtures() -> Vec<Fixture> {
     v.push(fx(
         "bad-net-sysctl.kst",
         b,
-        "valid-net with its sysctl's name made to start with ../ (a path out of /proc/sys/net; CRC fixed)",
+        "valid-net with its first sysctl's name made to start with ../ (a path out of /proc/sys/net; CRC fixed)",
     ));
 
     let mut b = minimal;
