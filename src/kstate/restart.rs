@@ -1465,21 +1465,43 @@ fn restore_all(
         core_checks.verify(pid, &res)?;
         reads.verify(pid, &res)?;
         vma::fill(img, t, &mut inj, fds.image.is_some())?;
-        inj.start_call(libc::SYS_munmap, [t.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0])
-            .map_err(&ierr)?;
-        work.push((t, inj));
+        // The scratch area goes by a last call, single-stepped: the task
+        // is then left for its own registers (one stop, not three).
+        let args = [t.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0];
+        let end = match inj
+            .last_call_start("munmap (the scratch area)", libc::SYS_munmap, args)
+            .map_err(&ierr)?
+        {
+            Ok(last) => End::Last(last),
+            Err(mut inj) => {
+                inj.start_call(libc::SYS_munmap, args).map_err(&ierr)?;
+                End::Session(inj)
+            }
+        };
+        work.push((t, end));
     }
-    // 4. The injection sessions end (each task back in an event stop).
+    // 4. The last calls awaited (or, for a task that had a signal held
+    // back, the injection session ended: back in an event stop).
     let mut finishing = Vec::with_capacity(work.len());
-    for (t, mut inj) in work {
+    for (t, end) in work {
         let ierr = inject_err(t.pid);
-        inj.complete_call("munmap").map_err(&ierr)?;
-        finishing.push((t, inj.finish_start().map_err(&ierr)?));
+        match end {
+            End::Last(last) => {
+                last.complete().map_err(&ierr)?;
+                finishing.push((t, None));
+            }
+            End::Session(mut inj) => {
+                inj.complete_call("munmap").map_err(&ierr)?;
+                finishing.push((t, Some(inj.finish_start().map_err(&ierr)?)));
+            }
+        }
     }
     // 5. The registers.
     for (t, f) in finishing {
         let pid = t.pid;
-        f.complete().map_err(inject_err(pid))?;
+        if let Some(f) = f {
+            f.complete().map_err(inject_err(pid))?;
+        }
         let core = t.core.as_ref().ok_or_else(|| RestartError::Restore {
             pid,
             what: "no core record".into(),
@@ -1488,6 +1510,12 @@ fn restore_all(
         log::debug!("restore: task {pid} ready");
     }
     Ok(())
+}
+
+/// How a task's injection ends ([`restore_all`], stage 3).
+enum End {
+    Last(sys::inject::LastCall),
+    Session(sys::inject::Injector),
 }
 
 /// Enters the namespaces task `t` shares with a task of another branch

@@ -1149,9 +1149,19 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
     }
     // Mounts of kstate's namespace that the recorded one did not have,
     // deepest first; never one below a mount still shared with kstate's
-    // namespace (the umount would propagate there).
+    // namespace (the umount would propagate there). A mount whose parent
+    // goes too is left to the parent's lazy umount, which detaches the
+    // whole subtree at once (one umount, and one wait for the namespace
+    // lock's grace period, per subtree instead of per mount).
+    let gone: std::collections::HashSet<u32> = (0..live.len())
+        .filter(|&j| matched[j].is_none())
+        .map(|j| live[j].id)
+        .collect();
     for j in (0..live.len()).rev().filter(|&j| matched[j].is_none()) {
         let l = &live[j];
+        if l.parent != l.id && gone.contains(&l.parent) {
+            continue;
+        }
         let parent_shared_outside = live.iter().enumerate().any(|(k, p)| {
             p.id == l.parent
                 && p.shared.is_some()

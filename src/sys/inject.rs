@@ -388,6 +388,38 @@ fn ptrace_syscall(tid: i32, sig: i32) -> io::Result<()> {
     check(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0usize, sig as usize) })
 }
 
+/// Waits (bounded by [`STOP_TIMEOUT`], [`ptrace::wait_until`]) for the next
+/// stop of `tid`; its end is an error naming `step`.
+fn wait_stop_of(tid: i32, step: &'static str) -> Result<Stop, InjectError> {
+    match ptrace::wait_until(tid, Instant::now() + STOP_TIMEOUT) {
+        Ok(Some(Stop::Exited(code))) => Err(InjectError::Exited {
+            tid,
+            step,
+            how: format!("exit status {code}"),
+        }),
+        Ok(Some(Stop::Killed(sig))) => Err(InjectError::Exited {
+            tid,
+            step,
+            how: format!("killed by signal {sig}"),
+        }),
+        Ok(Some(stop)) => Ok(stop),
+        Ok(None) => Err(InjectError::Timeout {
+            tid,
+            step,
+            secs: STOP_TIMEOUT.as_secs(),
+        }),
+        Err(source) => Err(InjectError::Ptrace { tid, step, source }),
+    }
+}
+
+/// PTRACE_SINGLESTEP (ptrace(2)): resume for one instruction (over a
+/// `syscall` instruction: the whole call, then a SIGTRAP stop).
+fn ptrace_singlestep(tid: i32) -> io::Result<()> {
+    // SAFETY: PTRACE_SINGLESTEP takes the signal in data (0); no memory is
+    // passed.
+    check(unsafe { libc::ptrace(libc::PTRACE_SINGLESTEP, tid, 0usize, 0usize) })
+}
+
 /// PTRACE_CONT (ptrace(2)), delivering `sig` (0 for none).
 fn ptrace_cont(tid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: PTRACE_CONT takes the signal in data; no memory is passed.
@@ -649,26 +681,7 @@ impl Injector {
     /// Waits (bounded by [`STOP_TIMEOUT`], [`ptrace::wait_until`]) for the
     /// next stop.
     fn wait_stop(&self, step: &'static str) -> Result<Stop, InjectError> {
-        let tid = self.tid;
-        match ptrace::wait_until(tid, Instant::now() + STOP_TIMEOUT) {
-            Ok(Some(Stop::Exited(code))) => Err(InjectError::Exited {
-                tid,
-                step,
-                how: format!("exit status {code}"),
-            }),
-            Ok(Some(Stop::Killed(sig))) => Err(InjectError::Exited {
-                tid,
-                step,
-                how: format!("killed by signal {sig}"),
-            }),
-            Ok(Some(stop)) => Ok(stop),
-            Ok(None) => Err(InjectError::Timeout {
-                tid,
-                step,
-                secs: STOP_TIMEOUT.as_secs(),
-            }),
-            Err(source) => Err(InjectError::Ptrace { tid, step, source }),
-        }
+        wait_stop_of(self.tid, step)
     }
 
     /// Waits for the next syscall stop of a thread resumed by
@@ -1169,9 +1182,87 @@ impl Injector {
         Ok(Finishing(Some(self)))
     }
 
+    /// Ends the session with one last call that leaves the thread for the
+    /// caller to give it registers of its own (a restored task's, whose
+    /// scratch area the call unmaps): the call runs by a single step over
+    /// the `syscall` instruction, one stop instead of the two of a traced
+    /// call and the third of [`Injector::finish`]; the saved registers are
+    /// not put back. Refused (`Ok(Err(self))`, to finish the usual way)
+    /// when signals were taken over, which only `finish` queues again.
+    pub fn last_call_start(
+        mut self,
+        call: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<Result<LastCall, Injector>, InjectError> {
+        if !self.pending.is_empty() {
+            return Ok(Err(self));
+        }
+        let tid = self.tid;
+        let mut r = self.saved;
+        r.rip = self.syscall_ip;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        // From here on the thread is the caller's: nothing to undo on drop.
+        self.done = true;
+        regs::set_regs(tid, &r)?;
+        ptrace_singlestep(tid).map_err(ptrace_err(tid, "single step over the last call"))?;
+        Ok(Ok(LastCall {
+            tid,
+            call,
+            after: self.syscall_ip + 2,
+        }))
+    }
+
     /// True when there is something to undo.
     fn touched(&self) -> bool {
         self.resumed || !self.pending.is_empty()
+    }
+}
+
+/// A session ended by a last call ([`Injector::last_call_start`]).
+#[must_use = "a last call must be completed"]
+pub struct LastCall {
+    tid: i32,
+    call: &'static str,
+    after: u64,
+}
+
+impl LastCall {
+    /// Waits for the SIGTRAP that follows the call and returns its result.
+    /// The thread is left in that signal-delivery stop with the call's
+    /// registers: the caller sets the registers it is to resume with and
+    /// detaches with signal 0 (which drops the trap).
+    pub fn complete(self) -> Result<u64, InjectError> {
+        let tid = self.tid;
+        let step = "single step over the last injected call";
+        match wait_stop_of(tid, step)? {
+            Stop::Signal(sig) if sig & 0x7f == libc::SIGTRAP => {}
+            stop => return Err(InjectError::UnexpectedStop { tid, step, stop }),
+        }
+        let r = regs::get_regs(tid)?;
+        if r.rip != self.after {
+            return Err(InjectError::UnexpectedStop {
+                tid,
+                step,
+                stop: Stop::Signal(libc::SIGTRAP),
+            });
+        }
+        let ret = r.rax as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(InjectError::Syscall {
+                tid,
+                call: self.call,
+                errno: (-ret) as i32,
+            });
+        }
+        Ok(ret as u64)
     }
 }
 
