@@ -1475,7 +1475,7 @@ fn restore_all(
             Ok(last) => End::Last(last),
             Err(mut inj) => {
                 inj.start_call(libc::SYS_munmap, args).map_err(&ierr)?;
-                End::Session(inj)
+                End::Session(Box::new(inj))
             }
         };
         work.push((t, end));
@@ -1515,7 +1515,7 @@ fn restore_all(
 /// How a task's injection ends ([`restore_all`], stage 3).
 enum End {
     Last(sys::inject::LastCall),
-    Session(sys::inject::Injector),
+    Session(Box<sys::inject::Injector>),
 }
 
 /// Enters the namespaces task `t` shares with a task of another branch
