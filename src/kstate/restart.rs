@@ -1202,6 +1202,28 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
         .unwrap_or(0);
+    // The files its mappings need, the exe and ns_last_pid, opened here in
+    // its own mount namespace, at the numbers kstate expects them
+    // (`preopen_base` on), so that one batch does its whole restore.
+    if preopens(t) {
+        let first = preopen_base(res);
+        let list = vma::to_open(t, &extra_opens(t)).map_err(|e| e.to_string())?;
+        for (k, (path, flags)) in list.iter().enumerate() {
+            let acc = flags & libc::O_ACCMODE;
+            let f = std::fs::OpenOptions::new()
+                .read(acc != libc::O_WRONLY)
+                .write(acc != libc::O_RDONLY)
+                .open(os_path(path))
+                .map_err(|e| {
+                    format!(
+                        "opening a file of its mappings failed: {}: {e}",
+                        procfs::show(path)
+                    )
+                })?;
+            sys::dup3(f.as_raw_fd(), first + k as RawFd, libc::O_CLOEXEC)
+                .map_err(|e| format!("dup3 to fd {}: {e}", first + k as RawFd))?;
+        }
+    }
     // The scratch area the restore's batches will run from, where kstate
     // chose it (clear of the saved mappings and of kstate's).
     sys::vm::map_anon_at(
@@ -1383,6 +1405,9 @@ struct TaskFds {
     user: Option<(RawFd, Option<(u32, u32)>)>,
     /// The image file, when the tasks read their pages from it.
     image: Option<RawFd>,
+    /// Where the files a restorer opens for its restore start
+    /// ([`preopen_base`]).
+    preopen: RawFd,
 }
 
 fn inject_err(pid: i32) -> impl Fn(sys::inject::InjectError) -> RestartError {
@@ -1408,30 +1433,44 @@ fn restore_all(
     fds: TaskFds,
     own: &[crate::objects::mm::Vma],
 ) -> Result<(), RestartError> {
-    let last_pid_path: &[u8] = b"/proc/sys/kernel/ns_last_pid";
     // Every restorer is a fork of kstate: the same [vdso], at the same place.
     let syscall_ip = sys::inject::Injector::own_syscall_ip().map_err(inject_err(0))?;
-    // 1. The first batch, started in every task.
+    // 1. The first batch, started in every task: the whole restore but the
+    // pages kstate writes itself, when the restorer opened the files its
+    // mappings need (`preopen`); else the first half, which opens them.
     let mut first = Vec::with_capacity(plan.tasks.len());
     for t in &plan.tasks {
         log::debug!("restore: task {}", t.pid);
         let ierr = inject_err(t.pid);
         let mut inj = sys::inject::Injector::with_syscall_ip(t.pid, syscall_ip).map_err(&ierr)?;
         join_namespaces(plan, t, &mut inj, fds.proc)?;
-        let extra: Vec<(&[u8], i32)> = if t.ns.last_pid.is_some() {
-            vec![(last_pid_path, libc::O_WRONLY)]
+        let opened = preopens(t).then_some(fds.preopen as u64);
+        let (prepared, batch) = vma::prepare(t, &inj, own, &extra_opens(t), opened)?;
+        if opened.is_some() {
+            let layout = prepared.layout(None, &mut inj);
+            let (b, checks) = second_batch(img, t, batch, &layout, pids, fds)?;
+            let started = inj.start(b).map_err(&ierr)?;
+            first.push((t, inj, First::Whole(checks), started));
         } else {
-            Vec::new()
-        };
-        let (prepared, batch) = vma::prepare(t, &inj, own, &extra)?;
-        let started = inj.start(batch).map_err(&ierr)?;
-        first.push((t, inj, prepared, started));
+            let started = inj.start(batch).map_err(&ierr)?;
+            first.push((t, inj, First::Half(prepared), started));
+        }
     }
-    // 2. As each first batch ends, the second one.
+    // 2. As each first half ends, the second one.
     let mut second = Vec::with_capacity(first.len());
-    for (t, mut inj, prepared, started) in first {
+    for (t, mut inj, what, started) in first {
         let pid = t.pid;
         let ierr = inject_err(pid);
+        let prepared = match what {
+            First::Whole(checks) => {
+                if let Some(what) = test_fail("restore", pid) {
+                    return Err(RestartError::Restore { pid, what });
+                }
+                second.push((t, inj, checks, started));
+                continue;
+            }
+            First::Half(prepared) => prepared,
+        };
         let res = inj.complete(started).map_err(|e| match e {
             sys::inject::InjectError::Syscall {
                 call: "open",
@@ -1446,11 +1485,12 @@ fn restore_all(
             },
             e => ierr(e),
         })?;
-        let layout = prepared.layout(&res, &mut inj);
+        let layout = prepared.layout(Some(&res), &mut inj);
         if let Some(what) = test_fail("restore", pid) {
             return Err(RestartError::Restore { pid, what });
         }
-        let (b, checks) = second_batch(img, t, &layout, pids, fds)?;
+        let b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
+        let (b, checks) = second_batch(img, t, b, &layout, pids, fds)?;
         let started = inj.start(b).map_err(&ierr)?;
         second.push((t, inj, checks, started));
     }
@@ -1510,6 +1550,50 @@ fn restore_all(
         log::debug!("restore: task {pid} ready");
     }
     Ok(())
+}
+
+/// What the first batch of a task's restore is ([`restore_all`]).
+enum First {
+    /// The whole restore (the restorer opened the files).
+    Whole(SecondChecks),
+    /// The first half, which opens the files.
+    Half(vma::Prepared),
+}
+
+/// The paths a task opens for its restore beyond its mappings' files:
+/// ns_last_pid for the init of a pid namespace of the tree's own.
+fn extra_opens(t: &TaskPlan<'_>) -> Vec<(&'static [u8], i32)> {
+    if t.ns.last_pid.is_some() {
+        vec![(b"/proc/sys/kernel/ns_last_pid", libc::O_WRONLY)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether task `t`'s restorer opens the files of its restore itself
+/// (`vma::to_open`), so that one batch does the whole restore: not when
+/// it enters a namespace of another branch first (a mount namespace there
+/// would change what the paths name).
+fn preopens(t: &TaskPlan<'_>) -> bool {
+    t.ns.joins.is_empty()
+}
+
+/// The first descriptor of the files a restorer opens for its restore:
+/// past every descriptor it keeps (the only ones left above the base).
+fn preopen_base(res: &Resources) -> RawFd {
+    [
+        Some(res.ready_w.as_raw_fd()),
+        Some(res.hold_r.as_raw_fd()),
+        Some(res.proc.as_raw_fd()),
+        res.image.as_ref().map(|f| f.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(res.joins.iter().map(|j| j.fd.as_raw_fd()))
+    .max()
+    .unwrap_or(res.base)
+    .max(res.base)
+        + 1
 }
 
 /// How a task's injection ends ([`restore_all`], stage 3).
@@ -1585,6 +1669,7 @@ type SecondChecks = (task_core::CoreChecks, vma::PageReads);
 fn second_batch(
     img: &Image<'_>,
     t: &TaskPlan<'_>,
+    mut b: sys::inject::Batch,
     layout: &vma::Layout,
     pids: &HashMap<i32, i32>,
     fds: TaskFds,
@@ -1594,7 +1679,6 @@ fn second_batch(
         pid,
         what: "no core record".into(),
     })?;
-    let mut b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
     join_group(t, pids, &mut b)?;
     vma::map(t, layout, &mut b)?;
     let reads = match fds.image {
@@ -1777,6 +1861,7 @@ fn restart_tasks<'s, 'a: 's>(
             .find(|j| j.kind == NsKind::User)
             .map(|j| (j.fd.as_raw_fd(), j.ids)),
         image: res.image.as_ref().map(|f| f.as_raw_fd()),
+        preopen: preopen_base(&res),
     };
     restore_all(img, &plan, &by_image, fds, &own)?;
     phase("every task restored");

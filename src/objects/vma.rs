@@ -372,45 +372,124 @@ fn ordinary<'v, 'a>(t: &'v TaskPlan<'a>) -> impl Iterator<Item = &'v VmaView<'a>
 pub struct Prepared {
     scratch: u64,
     slots: Vec<(usize, usize)>,
-    file_calls: Vec<[Option<usize>; 2]>,
-    exe_call: usize,
-    extra_calls: Vec<usize>,
+    file_calls: Vec<[Option<FdFrom>; 2]>,
+    exe_call: FdFrom,
+    extra_calls: Vec<FdFrom>,
     vdso_at: Option<u64>,
 }
 
+/// Where a descriptor the mappings need comes from: an open call of the
+/// first batch (its index), or the restorer, which opened it already
+/// ([`to_open`]).
+#[derive(Clone, Copy)]
+enum FdFrom {
+    Call(usize),
+    Open(u64),
+}
+
 impl Prepared {
-    /// The [`Layout`] after the first batch ran (`res`); points `inj` at
-    /// the `syscall` instruction of the moved [vdso].
-    pub fn layout(self, res: &BatchResult, inj: &mut Injector) -> Layout {
+    /// The [`Layout`] once the batch [`prepare`] made ran (`res`: needed
+    /// only when it opened the files); points `inj` at the `syscall`
+    /// instruction of the moved [vdso].
+    pub fn layout(self, res: Option<&BatchResult>, inj: &mut Injector) -> Layout {
         if let Some(ip) = self.vdso_at {
             inj.set_syscall_ip(ip);
         }
+        let fd = |f: FdFrom| match f {
+            FdFrom::Call(i) => res.map_or(u64::MAX, |r| r.ret(i)),
+            FdFrom::Open(fd) => fd,
+        };
         Layout {
             scratch: self.scratch,
-            extra_fds: self.extra_calls.iter().map(|&i| res.ret(i)).collect(),
+            extra_fds: self.extra_calls.iter().map(|&f| fd(f)).collect(),
             slots: self.slots,
             fds: self
                 .file_calls
                 .iter()
-                .map(|c| c.map(|call| call.map(|i| res.ret(i))))
+                .map(|c| c.map(|f| f.map(fd)))
                 .collect(),
-            exe_fd: res.ret(self.exe_call),
+            exe_fd: fd(self.exe_call),
         }
     }
+}
+
+/// Which files task `t`'s mappings need open, and how mapping number k of
+/// [`ordinary`] file mappings uses them: (paths, which of two descriptors
+/// of each path are needed, (path index, descriptor) per mapping). A file
+/// is opened at most twice: two mappings of one open file that touch would
+/// be merged by the kernel into one, where the checkpointed task had two,
+/// so touching mappings alternate between two descriptors.
+type FileSlots<'a> = (Vec<&'a [u8]>, Vec<[bool; 2]>, Vec<(usize, usize)>);
+
+fn file_slots<'a>(t: &TaskPlan<'a>) -> FileSlots<'a> {
+    let mut paths: Vec<&[u8]> = Vec::new();
+    let mut need: Vec<[bool; 2]> = Vec::new();
+    let mut last: Vec<(usize, u64)> = Vec::new();
+    let mut slots = Vec::new();
+    for v in ordinary(t).filter(|v| v.kind() == vma_kind::FILE) {
+        let start = v.rec.start.get();
+        let i = match paths.iter().position(|p| *p == v.path) {
+            Some(i) => i,
+            None => {
+                paths.push(v.path);
+                need.push([false; 2]);
+                last.push((0, 0));
+                paths.len() - 1
+            }
+        };
+        let slot = if last[i].1 == start {
+            1 - last[i].0
+        } else {
+            last[i].0
+        };
+        need[i][slot] = true;
+        last[i] = (slot, v.rec.end.get());
+        slots.push((i, slot));
+    }
+    (paths, need, slots)
+}
+
+/// The files the restorer of task `t` opens itself, in order, with their
+/// open flags: each descriptor [`file_slots`] needs, the exe, then the
+/// caller's `extra` paths. The restorer puts file k at descriptor
+/// `first + k`, and [`prepare`] given `Some(first)` uses them there.
+pub fn to_open<'a>(
+    t: &TaskPlan<'a>,
+    extra: &[(&'a [u8], i32)],
+) -> Result<Vec<(&'a [u8], i32)>, ObjectError> {
+    let (paths, need, _) = file_slots(t);
+    let mut out = Vec::new();
+    for (i, n) in need.iter().enumerate() {
+        for used in n {
+            if *used {
+                out.push((paths[i], libc::O_RDONLY));
+            }
+        }
+    }
+    let mm = t.mm.as_ref().ok_or_else(|| ObjectError::Task {
+        pid: t.pid,
+        what: "no mm record".into(),
+    })?;
+    out.push((mm.exe, libc::O_RDONLY));
+    out.extend_from_slice(extra);
+    Ok(out)
 }
 
 /// First half of rebuilding task `t`'s address space, as one batch to run
 /// from the scratch area the restorer mapped ([`scratch_for`]): its rseq
 /// registration dropped, every restorer mapping but the specials and the
 /// scratch unmapped, the specials moved to their saved place, and every file
-/// the saved mappings need opened (with the caller's `extra` paths). Run the
-/// batch, then make the [`Layout`] for [`map`] and [`fill`] with
-/// [`Prepared::layout`].
+/// the saved mappings need opened (with the caller's `extra` paths) — or,
+/// with `opened`, taken as open already from that descriptor on, in the
+/// order of [`to_open`]. Make the [`Layout`] for [`map`] and [`fill`] with
+/// [`Prepared::layout`] (after the batch ran, when it opens the files; at
+/// once otherwise, and the rest of the restore goes in the same batch).
 pub fn prepare(
     t: &TaskPlan<'_>,
     inj: &Injector,
     own: &[super::mm::Vma],
     extra: &[(&[u8], i32)],
+    opened: Option<u64>,
 ) -> Result<(Prepared, Batch), ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
@@ -486,22 +565,30 @@ pub fn prepare(
         );
     }
     // 2. The special mappings move, as one block (vdso code finds vvar at a
-    // fixed distance), through a free area, to their saved addresses.
+    // fixed distance), to their saved addresses (through a free area when
+    // the two places overlap).
     let mut vdso_at = None;
     if !saved_sp.is_empty() && !cur_sp.is_empty() {
         let lo = cur_sp.iter().map(|s| s.1).min().unwrap_or(0);
         let hi = cur_sp.iter().map(|s| s.2).max().unwrap_or(0);
         let slo = saved_sp.iter().map(|s| s.1).min().unwrap_or(0);
-        let mut avoid = saved.clone();
-        avoid.push((lo, hi));
-        avoid.push((scratch, scratch + SCRATCH_LEN));
-        let tmp = free_range(hi - lo, &avoid)
-            .ok_or_else(|| err("no free room to move the vdso through".into()))?;
         let vdso_off = cur_sp
             .iter()
             .find(|s| s.0 == vma_kind::VDSO)
             .map(|s| inj.syscall_ip().wrapping_sub(s.1));
-        for stage in [(lo, tmp), (tmp, slo)] {
+        // Straight there when the block's old and new places do not
+        // overlap (one mremap per mapping); through a free area otherwise.
+        let stages = if slo + (hi - lo) <= lo || slo >= hi {
+            vec![(lo, slo)]
+        } else {
+            let mut avoid = saved.clone();
+            avoid.push((lo, hi));
+            avoid.push((scratch, scratch + SCRATCH_LEN));
+            let tmp = free_range(hi - lo, &avoid)
+                .ok_or_else(|| err("no free room to move the vdso through".into()))?;
+            vec![(lo, tmp), (tmp, slo)]
+        };
+        for stage in stages {
             for &(k, s, e) in &cur_sp {
                 let from = s - lo + stage.0;
                 let to = s - lo + stage.1;
@@ -520,44 +607,27 @@ pub fn prepare(
             }
         }
     }
-    // 3. Every file the mappings need. A file is opened at most twice: two
-    // mappings of one open file that touch would be merged by the kernel into
-    // one, where the checkpointed task had two, so touching mappings
-    // alternate between two descriptors.
-    let mut paths: Vec<&[u8]> = Vec::new();
-    let mut need: Vec<[bool; 2]> = Vec::new();
-    let mut last: Vec<(usize, u64)> = Vec::new();
-    let mut slots = Vec::new();
-    for v in ordinary(t).filter(|v| v.kind() == vma_kind::FILE) {
-        let start = v.rec.start.get();
-        let i = match paths.iter().position(|p| *p == v.path) {
-            Some(i) => i,
-            None => {
-                paths.push(v.path);
-                need.push([false; 2]);
-                last.push((0, 0));
-                paths.len() - 1
-            }
-        };
-        let slot = if last[i].1 == start {
-            1 - last[i].0
-        } else {
-            last[i].0
-        };
-        need[i][slot] = true;
-        last[i] = (slot, v.rec.end.get());
-        slots.push((i, slot));
-    }
+    // 3. Every file the mappings need ([`file_slots`]): opened by the
+    // batch, or already open in the restorer (`opened`: from that number
+    // on, in the order of [`to_open`]).
+    let (paths, need, slots) = file_slots(t);
     let mm = t.mm.as_ref().ok_or_else(|| err("no mm record".into()))?;
-    let open = |b: &mut Batch, path: &[u8], flags: i32| {
-        let mut p = path.to_vec();
-        p.push(0);
-        let at = b.data(&p);
-        b.push(
-            "open",
-            libc::SYS_open,
-            [at, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0, 0],
-        )
+    let mut next = opened;
+    let mut open = |b: &mut Batch, path: &[u8], flags: i32| match next.as_mut() {
+        Some(fd) => {
+            *fd += 1;
+            FdFrom::Open(*fd - 1)
+        }
+        None => {
+            let mut p = path.to_vec();
+            p.push(0);
+            let at = b.data(&p);
+            FdFrom::Call(b.push(
+                "open",
+                libc::SYS_open,
+                [at, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0, 0],
+            ))
+        }
     };
     let mut file_calls = Vec::new();
     for (i, n) in need.iter().enumerate() {
@@ -565,7 +635,7 @@ pub fn prepare(
         file_calls.push(calls);
     }
     let exe_call = open(&mut b, mm.exe, libc::O_RDONLY);
-    let extra_calls: Vec<usize> = extra
+    let extra_calls: Vec<FdFrom> = extra
         .iter()
         .map(|(p, flags)| open(&mut b, p, *flags))
         .collect();
