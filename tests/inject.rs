@@ -527,3 +527,48 @@ fn batch_of_calls() {
     stdin.write_all(b"after batch\n").expect("write to fixture");
     assert_eq!(w.next_line("echo"), "GOT after batch");
 }
+
+/// `Injector::last_call_start`: one last call, single-stepped, ends the
+/// session in one stop and leaves the thread for the caller's registers
+/// (here its own, as a restore gives them: back onto the `syscall` of its
+/// read); detached, it carries on. With a signal held back the session
+/// refuses and hands itself back, to be finished the usual way.
+#[test]
+fn last_call_ends_the_session_in_one_stop() {
+    let mut w = start("read");
+    let r = freeze_in_syscall(&w, SYS_READ);
+    let inj = Injector::new(w.pid).unwrap_or_else(|e| panic!("{e}"));
+    let last = match inj.last_call_start("getpid", libc::SYS_getpid, [0; 6]) {
+        Ok(Ok(last)) => last,
+        Ok(Err(_)) => panic!("refused with no signal held back"),
+        Err(e) => panic!("last_call_start: {e}"),
+    };
+    let got = last.complete().unwrap_or_else(|e| panic!("complete: {e}"));
+    assert_eq!(got, w.pid as u64, "getpid in the task");
+    let now = regs::get_regs(w.pid).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(now.rip, r.rip, "the task is left where the call left it");
+    regs::set_regs(w.pid, &regs::regs_for_resume(&r)).unwrap_or_else(|e| panic!("{e}"));
+    detach(w.pid);
+    assert_running_untraced(&[w.pid]);
+    let stdin = w.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"after\n").expect("write to fixture");
+    stdin.flush().expect("flush");
+    assert_eq!(w.next_line("echo"), "GOT after");
+
+    // A held-back signal: refused, and the usual finish delivers it.
+    let w = start("sleep");
+    freeze_in_syscall(&w, SYS_NANOSLEEP);
+    kill(Pid::from_raw(w.pid), Signal::SIGUSR1).expect("kill SIGUSR1");
+    let mut inj = Injector::new(w.pid).unwrap_or_else(|e| panic!("{e}"));
+    inj.syscall(libc::SYS_getpid, [0; 6]).expect("getpid");
+    assert_eq!(inj.pending_signals(), vec![libc::SIGUSR1]);
+    let inj = match inj.last_call_start("getpid", libc::SYS_getpid, [0; 6]) {
+        Ok(Err(inj)) => inj,
+        Ok(Ok(_)) => panic!("a last call with a signal held back"),
+        Err(e) => panic!("last_call_start: {e}"),
+    };
+    inj.finish().unwrap_or_else(|e| panic!("finish: {e}"));
+    detach(w.pid);
+    let me = std::process::id();
+    assert_eq!(w.next_line("held-back SIGUSR1"), format!("USR1 {me} 1"));
+}

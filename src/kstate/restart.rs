@@ -1463,10 +1463,7 @@ fn restore_all(
         let ierr = inject_err(pid);
         let prepared = match what {
             First::Whole(checks) => {
-                if let Some(what) = test_fail("restore", pid) {
-                    return Err(RestartError::Restore { pid, what });
-                }
-                second.push((t, inj, checks, started));
+                second.push((t, inj, checks, started, true));
                 continue;
             }
             First::Half(prepared) => prepared,
@@ -1492,15 +1489,20 @@ fn restore_all(
         let b = sys::inject::Batch::new(layout.scratch, vma::SCRATCH_LEN as usize);
         let (b, checks) = second_batch(img, t, b, &layout, pids, fds)?;
         let started = inj.start(b).map_err(&ierr)?;
-        second.push((t, inj, checks, started));
+        second.push((t, inj, checks, started, false));
     }
     // 3. The pages, then the scratch area unmapped (started in every task,
     // then awaited).
     let mut work = Vec::with_capacity(second.len());
-    for (t, mut inj, checks, started) in second {
+    for (t, mut inj, checks, started, whole) in second {
         let pid = t.pid;
         let ierr = inject_err(pid);
         let res = inj.complete(started).map_err(&ierr)?;
+        if whole {
+            if let Some(what) = test_fail("restore", pid) {
+                return Err(RestartError::Restore { pid, what });
+            }
+        }
         let (core_checks, reads) = checks;
         core_checks.verify(pid, &res)?;
         reads.verify(pid, &res)?;
