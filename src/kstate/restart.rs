@@ -1735,10 +1735,38 @@ fn second_batch(
         b.push("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
     }
     let join_ids = fds.user.and_then(|(_, ids)| ids);
+    // A restorer in kstate's own user namespace has kstate's capabilities
+    // and setgroups state (read once, `own_restorer`); others are read.
+    let known = own_restorer()
+        .filter(|_| t.ns.user.is_none() && t.ns.creds.is_none())
+        .map(|k| task_core::Restorer {
+            own_pid: t.task.nspid.last().map_or(0, |p| p.get() as u64),
+            ..k.clone()
+        });
     let checks = super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
-        task_core::restore(pid, core, &mut b)
+        task_core::restore(pid, core, &mut b, known.as_ref())
     })?;
     Ok((b, (checks, reads)))
+}
+
+/// kstate's own /proc status and setgroups state, read once: what every
+/// restorer outside a user namespace of the tree's own has (`None` if they
+/// cannot be read: each task's are read then).
+fn own_restorer() -> Option<&'static task_core::Restorer> {
+    static OWN: std::sync::OnceLock<Option<task_core::Restorer>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let path = PathBuf::from("/proc/self/status");
+        let status = procfs::read(&path).ok()?;
+        let setgroups_denied = procfs::read(Path::new("/proc/self/setgroups"))
+            .is_ok_and(|s| procfs::trim(&s) == b"deny");
+        Some(task_core::Restorer {
+            path,
+            status,
+            setgroups_denied,
+            own_pid: 0,
+        })
+    })
+    .as_ref()
 }
 
 /// Restarts the tree of `opts.image`. Returns the root's exit code when

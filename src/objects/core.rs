@@ -570,11 +570,23 @@ fn prctl(b: &mut Batch, name: &'static str, args: [u64; 5]) {
 /// handlers, timers, alternate stack, personality, pending signals, and
 /// credentials last. Registers, mask and extended state are set by
 /// [`restore_registers`] once the injection session is over.
-pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChecks, ObjectError> {
+pub fn restore(
+    pid: i32,
+    c: &TaskCoreView<'_>,
+    b: &mut Batch,
+    known: Option<&Restorer>,
+) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
-    // Read once, for the task's own pid and the restorer's capabilities.
-    let path = procfs::pid_path(pid, "status");
-    let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+    // Read once, for the task's own pid and the restorer's capabilities
+    // (unless the caller knows them: `known`).
+    let (path, status, denied) = match known {
+        Some(k) => (k.path.clone(), k.status.clone(), Some(k.setgroups_denied)),
+        None => {
+            let path = procfs::pid_path(pid, "status");
+            let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
+            (path, status, None)
+        }
+    };
     for sa in c.sigactions {
         let raw = [
             sa.handler.get(),
@@ -635,6 +647,8 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
     // (kstate's view differs when that is the tree's own): the last NSpid.
     let own = if c.pending.is_empty() {
         0
+    } else if let Some(k) = known {
+        k.own_pid
     } else {
         procfs::field(&status, b"NSpid")
             .and_then(|v| procfs::words(v).last())
@@ -664,7 +678,38 @@ pub fn restore(pid: i32, c: &TaskCoreView<'_>, b: &mut Batch) -> Result<CoreChec
         }
     }
     // Credentials last: after them the task may lack the right to the rest.
-    restore_creds(pid, c, b, &path, &status)
+    restore_creds(pid, c, b, &path, &status, denied)
+}
+
+/// What a restorer is as far as its core restore goes, when the caller
+/// knows it without reading the task's /proc (a restorer in kstate's own
+/// user namespace has kstate's capabilities and setgroups state):
+/// `status` is the /proc status to take the capabilities from (read from
+/// `path`), `own_pid` the task's pid in its own pid namespace.
+#[derive(Clone, Debug)]
+pub struct Restorer {
+    pub path: std::path::PathBuf,
+    pub status: Vec<u8>,
+    pub setgroups_denied: bool,
+    pub own_pid: u64,
+}
+
+/// The kernel's highest capability number (/proc/sys/kernel/cap_last_cap,
+/// read once), at most 63.
+fn last_cap() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        procfs::read(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
+            .ok()
+            .and_then(|t| {
+                std::str::from_utf8(procfs::trim(&t))
+                    .ok()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .unwrap_or(63)
+            .min(63)
+    })
 }
 
 /// capget/capset's header (version 3, this thread) and data (low then high
@@ -710,6 +755,7 @@ fn restore_creds(
     b: &mut Batch,
     path: &std::path::Path,
     status: &[u8],
+    setgroups_denied: Option<bool>,
 ) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
     let [inh, prm, eff, bnd, amb] = r.caps.map(|v| v.get());
@@ -736,17 +782,7 @@ fn restore_creds(
     // kernel knows and the saved set lacks is dropped, not only those kstate
     // has: entering a user namespace (`--join-ns user`, earlier in the same
     // batch) fills the bounding set again.
-    let last_cap = procfs::read(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
-        .ok()
-        .and_then(|t| {
-            std::str::from_utf8(procfs::trim(&t))
-                .ok()?
-                .parse::<u32>()
-                .ok()
-        })
-        .unwrap_or(63)
-        .min(63);
-    for cap in 0..=last_cap {
+    for cap in 0..=last_cap() {
         if !bnd & (1u64 << cap) != 0 {
             prctl(
                 b,
@@ -778,8 +814,9 @@ fn restore_creds(
     // 5. kstate's groups are not the task's, even when it had none. In a
     // user namespace that denies setgroups, nobody can set them: the task
     // was born with them (see kstate::userns).
-    let denied = procfs::read(&procfs::pid_path(pid, "setgroups"))
-        .is_ok_and(|s| procfs::trim(&s) == b"deny");
+    let denied = setgroups_denied.unwrap_or_else(|| {
+        procfs::read(&procfs::pid_path(pid, "setgroups")).is_ok_and(|s| procfs::trim(&s) == b"deny")
+    });
     if !denied {
         let groups: Vec<u32> = c.groups.iter().map(|g| g.get()).collect();
         let at = b.data(groups.as_bytes());
