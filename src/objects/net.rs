@@ -674,12 +674,11 @@ fn read_sysctls() -> io::Result<Sysctls> {
 /// A namespace's sysctls: (path below /proc/sys/net, value).
 pub type Sysctls = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The sysctls of a brand-new network namespace: the calling thread (a
-/// scoped one of kstate's, which ends right after) unshares one of its own,
-/// which goes away with the thread.
+/// The sysctls of a brand-new network namespace ([`super::rtnl::new_netns`]),
+/// which goes away once read.
 fn read_new_netns_sysctls() -> io::Result<Sysctls> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-    read_sysctls()
+    let ns = super::rtnl::new_netns()?;
+    in_netns(Some(ns.as_fd()), read_sysctls)
 }
 
 /// The sysctls of the network namespaces `which` (indices into the

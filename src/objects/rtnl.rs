@@ -23,6 +23,20 @@ pub struct Rtnl {
     seq: u32,
 }
 
+/// A new network namespace, made by a thread of its own (unshare), so
+/// that the caller stays in its own: a descriptor of it (the namespace
+/// goes when the last descriptor does).
+pub fn new_netns() -> io::Result<OwnedFd> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            std::fs::File::open("/proc/thread-self/ns/net").map(OwnedFd::from)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("network namespace helper thread panicked")))
+    })
+}
+
 /// Runs `f` in a thread that has entered the network namespace `ns` (or
 /// stays in kstate's own with `None`), and returns its result.
 pub fn in_netns<T: Send>(
