@@ -1510,6 +1510,7 @@ fn restore_all(
         // The scratch area goes by a last call, single-stepped: the task
         // is then left for its own registers (one stop, not three).
         let args = [t.scratch, vma::SCRATCH_LEN, 0, 0, 0, 0];
+        let ip = inj.syscall_ip();
         let end = match inj
             .last_call_start("munmap (the scratch area)", libc::SYS_munmap, args)
             .map_err(&ierr)?
@@ -1520,26 +1521,26 @@ fn restore_all(
                 End::Session(Box::new(inj))
             }
         };
-        work.push((t, end));
+        work.push((t, end, ip));
     }
     // 4. The last calls awaited (or, for a task that had a signal held
     // back, the injection session ended: back in an event stop).
     let mut finishing = Vec::with_capacity(work.len());
-    for (t, end) in work {
+    for (t, end, ip) in work {
         let ierr = inject_err(t.pid);
         match end {
             End::Last(last) => {
                 last.complete().map_err(&ierr)?;
-                finishing.push((t, None));
+                finishing.push((t, None, ip));
             }
             End::Session(mut inj) => {
                 inj.complete_call("munmap").map_err(&ierr)?;
-                finishing.push((t, Some(inj.finish_start().map_err(&ierr)?)));
+                finishing.push((t, Some(inj.finish_start().map_err(&ierr)?), ip));
             }
         }
     }
     // 5. The registers.
-    for (t, f) in finishing {
+    for (t, f, ip) in finishing {
         let pid = t.pid;
         if let Some(f) = f {
             f.complete().map_err(inject_err(pid))?;
@@ -1548,6 +1549,7 @@ fn restore_all(
             pid,
             what: "no core record".into(),
         })?;
+        put_back_sigtrap(pid, core, ip)?;
         task_core::restore_registers(pid, core)?;
         log::debug!("restore: task {pid} ready");
     }
@@ -1596,6 +1598,43 @@ fn preopen_base(res: &Resources) -> RawFd {
     .unwrap_or(res.base)
     .max(res.base)
         + 1
+}
+
+/// Puts back task `pid`'s own SIGTRAP action, when it has one: the kernel
+/// resets an ignored (or blocked) SIGTRAP to the default when it forces
+/// the traps of the restore on the task (the runner's int3, the last
+/// call's single step). One more session, whose calls are traced (stops
+/// that raise no signal), sets it again; the trap the task is stopped in
+/// is dropped, not queued again. Through the `syscall` instruction at `ip`
+/// (the moved vdso's).
+fn put_back_sigtrap(pid: i32, core: &TaskCoreView<'_>, ip: u64) -> Result<(), RestartError> {
+    let Some(sa) = core
+        .sigactions
+        .iter()
+        .find(|s| s.signo.get() == libc::SIGTRAP as u32)
+    else {
+        return Ok(());
+    };
+    let ierr = inject_err(pid);
+    let mut inj = sys::inject::Injector::after_trap(pid, ip).map_err(&ierr)?;
+    let raw = [
+        sa.handler.get(),
+        sa.flags.get(),
+        sa.restorer.get(),
+        sa.mask.get(),
+    ];
+    let bytes = zerocopy::IntoBytes::as_bytes(&raw);
+    let at = inj.scratch(bytes.len()).map_err(&ierr)?;
+    inj.write_mem(at, bytes).map_err(&ierr)?;
+    inj.call(
+        "rt_sigaction (SIGTRAP, after the restore's traps)",
+        libc::SYS_rt_sigaction,
+        [libc::SIGTRAP as u64, at, 0, 8, 0, 0],
+    )
+    .map_err(&ierr)?;
+    inj.finish().map_err(&ierr)?;
+    log::debug!("restore: task {pid}: its SIGTRAP action put back");
+    Ok(())
 }
 
 /// How a task's injection ends ([`restore_all`], stage 3).

@@ -405,14 +405,19 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
             .unwrap_or(0)
     };
     let mut sigactions = Vec::new();
+    let mut trap = None;
     for (sig, buf) in asked {
         let mut raw = [0u8; KERNEL_SIGACTION_SIZE];
         raw.copy_from_slice(res.bytes(buf, KERNEL_SIGACTION_SIZE));
         let sa = KernelSigaction::from_raw(&raw);
+        if sig == libc::SIGTRAP as u32 {
+            trap = Some(raw);
+        }
         if sa.handler != 0 || sa.flags != 0 || sa.mask != 0 {
             sigactions.push((sig, sa));
         }
     }
+    put_back_sigtrap(pid, inj, area, trap.as_ref(), sigmask)?;
     let mut itimers = [[0i64; 4]; 3];
     for (slot, buf) in itimers.iter_mut().zip(timer_bufs) {
         *slot = [0, 1, 2, 3].map(|i| word(buf, i) as i64);
@@ -462,6 +467,38 @@ pub fn collect(pid: i32, inj: &mut Injector) -> Result<CoreInfo, ObjectError> {
         securebits,
         proc,
     })
+}
+
+/// The batch's final int3 makes the kernel force a SIGTRAP on the task,
+/// which resets an ignored or blocked SIGTRAP to the default action and
+/// unblocks it: a task left running after its checkpoint gets its action
+/// back here, by a traced call (whose stops raise no signal), and its mask.
+fn put_back_sigtrap(
+    pid: i32,
+    inj: &mut Injector,
+    area: u64,
+    raw: Option<&[u8; KERNEL_SIGACTION_SIZE]>,
+    sigmask: u64,
+) -> Result<(), ObjectError> {
+    let blocked = sigmask & (1u64 << (libc::SIGTRAP - 1)) != 0;
+    // Its action, when it is not the default (then it is in `raw`, which
+    // /proc listed as caught or ignored) and the trap reset it.
+    if let Some(raw) = raw {
+        let handler = KernelSigaction::from_raw(raw).handler;
+        if handler == 1 || blocked && handler != 0 {
+            inj.write_mem(area, raw).map_err(inj_err(pid))?;
+            inj.call(
+                "rt_sigaction (SIGTRAP, after the batch's trap)",
+                libc::SYS_rt_sigaction,
+                [libc::SIGTRAP as u64, area, 0, 8, 0, 0],
+            )
+            .map_err(inj_err(pid))?;
+        }
+    }
+    if blocked {
+        regs::set_sigmask(pid, sigmask).map_err(regs_err(pid))?;
+    }
+    Ok(())
 }
 
 pub fn dump<W: Write>(w: &mut ImageWriter<W>, task: Ref, c: &CoreInfo) -> Result<Ref, ObjectError> {

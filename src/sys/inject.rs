@@ -540,6 +540,16 @@ impl Injector {
         Injector::open(tid, Some(ip))
     }
 
+    /// [`Injector::with_syscall_ip`] on a thread stopped by a trap of the
+    /// caller's own making (a batch's int3, a last call's single step): the
+    /// SIGTRAP it is stopped with is dropped, not taken over and queued
+    /// again at the end of the session.
+    pub fn after_trap(tid: i32, ip: u64) -> Result<Injector, InjectError> {
+        let mut inj = Injector::open(tid, Some(ip))?;
+        inj.pending.retain(|i| i.signo() != libc::SIGTRAP);
+        Ok(inj)
+    }
+
     fn open(tid: i32, ip: Option<u64>) -> Result<Injector, InjectError> {
         let saved = regs::get_regs(tid)?;
         if saved.cs != USER_CS_64 {
