@@ -782,6 +782,10 @@ struct Resources {
     /// The image file (above the base), when the image is one: each task
     /// reads its pages from it (`vma::read_pages`), then closes it.
     image: Option<OwnedFd>,
+    /// The signals kstate catches or ignores (SigCgt | SigIgn of its
+    /// /proc status, bit N-1 for signal N; all when unreadable): the ones a
+    /// restorer sets back to the default.
+    own_signals: u64,
 }
 
 fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
@@ -917,7 +921,18 @@ fn open_resources(
         .map(|f| sys::dup_above(f.as_raw_fd(), base))
         .transpose()
         .map_err(task_err(0, "F_DUPFD of the image file"))?;
+    let own_signals = own_restorer()
+        .map(|k| {
+            ["SigCgt", "SigIgn"]
+                .iter()
+                .filter_map(|f| {
+                    procfs::field(&k.status, f.as_bytes()).and_then(procfs::parse_hex_u64)
+                })
+                .fold(0, |a, b| a | b)
+        })
+        .unwrap_or(u64::MAX);
     Ok(Resources {
+        own_signals,
         image,
         proc,
         base,
@@ -1176,10 +1191,14 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         from = from.max(k + 1);
     }
     let _ = sys::clone::close_range(from, u32::MAX);
-    // kstate's own signal handlers (the Rust runtime's) do not belong to
-    // the task: back to the defaults; the saved ones are set later.
+    // kstate's own signal handlers (the Rust runtime's) and what it
+    // inherited ignored do not belong to the task: back to the defaults;
+    // the saved ones are set later. Only those kstate has set (read once
+    // before the first fork: `own_signals`), not all 64.
     for sig in 1..=64 {
-        sys::clone::reset_signal(sig);
+        if res.own_signals & (1u64 << (sig - 1)) != 0 {
+            sys::clone::reset_signal(sig);
+        }
     }
     let core = t.core.as_ref().ok_or("no core")?;
     let cwd = os_path(core.cwd);

@@ -576,7 +576,7 @@ fn route_of(
     Ok(Some(rec))
 }
 
-fn rule_of(r: &RuleMessage) -> Rule {
+pub(crate) fn rule_of(r: &RuleMessage) -> Rule {
     let h = &r.header;
     let mut rec = NetRuleRecord {
         family: u8::from(h.family),

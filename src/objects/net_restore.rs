@@ -825,14 +825,35 @@ fn route_msg(r: &NetRouteRecord) -> RouteMessage {
 /// The namespace's rules become exactly the image's: the defaults a new
 /// namespace has are deleted first, then every rule is added in order.
 fn restore_rules(sock: &mut Rtnl, rules: &[RuleView<'_>]) -> io::Result<()> {
+    let mut live = Vec::new();
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut q = RuleMessage::default();
         q.header.family = family;
         for m in sock.dump(RouteNetlinkMessage::GetRule(q))? {
             if let RouteNetlinkMessage::NewRule(r) = m {
-                sock.change(RouteNetlinkMessage::DelRule(r), 0)?;
+                live.push(r);
             }
         }
+    }
+    // The new namespace's rules are often the image's already (a workload
+    // that never changed them): then nothing is deleted and made again.
+    let key = |rec: &crate::image::net::NetRuleRecord| crate::image::net::NetRuleRecord {
+        netns: Default::default(),
+        iif_len: Default::default(),
+        oif_len: Default::default(),
+        ..*rec
+    };
+    let same = live.len() == rules.len()
+        && live.iter().zip(rules).all(|(r, q)| {
+            let r = super::net::rule_of(r);
+            key(&r.rec) == key(&q.rec) && r.iif == q.iif && r.oif == q.oif
+        });
+    if same {
+        log::debug!("restart: policy rules as the new namespace has them");
+        return Ok(());
+    }
+    for r in live {
+        sock.change(RouteNetlinkMessage::DelRule(r), 0)?;
     }
     for q in rules {
         let r = &q.rec;
