@@ -755,11 +755,9 @@ impl Injector {
         Ok(ret)
     }
 
-    /// The first half of [`Injector::call`]: the thread is resumed towards
-    /// the call, and left running, so that the caller can start calls in
-    /// other threads meanwhile. Finish with [`Injector::complete_call`].
-    pub fn start_call(&mut self, nr: i64, args: [u64; 6]) -> Result<(), InjectError> {
-        let tid = self.tid;
+    /// The saved registers, set for system call `nr` with `args` at the
+    /// `syscall` instruction injections go through.
+    fn call_regs(&self, nr: i64, args: [u64; 6]) -> libc::user_regs_struct {
         let mut r = self.saved;
         r.rip = self.syscall_ip;
         r.rax = nr as u64;
@@ -770,6 +768,15 @@ impl Injector {
         r.r10 = args[3];
         r.r8 = args[4];
         r.r9 = args[5];
+        r
+    }
+
+    /// The first half of [`Injector::call`]: the thread is resumed towards
+    /// the call, and left running, so that the caller can start calls in
+    /// other threads meanwhile. Finish with [`Injector::complete_call`].
+    pub fn start_call(&mut self, nr: i64, args: [u64; 6]) -> Result<(), InjectError> {
+        let tid = self.tid;
+        let r = self.call_regs(nr, args);
         self.resumed = true;
         regs::set_regs(tid, &r)?;
         ptrace_syscall(tid, 0).map_err(ptrace_err(tid, "run to injected syscall entry"))
@@ -1209,16 +1216,7 @@ impl Injector {
             return Ok(Err(self));
         }
         let tid = self.tid;
-        let mut r = self.saved;
-        r.rip = self.syscall_ip;
-        r.rax = nr as u64;
-        r.orig_rax = u64::MAX;
-        r.rdi = args[0];
-        r.rsi = args[1];
-        r.rdx = args[2];
-        r.r10 = args[3];
-        r.r8 = args[4];
-        r.r9 = args[5];
+        let r = self.call_regs(nr, args);
         // From here on the thread is the caller's: nothing to undo on drop.
         self.done = true;
         regs::set_regs(tid, &r)?;
