@@ -1797,12 +1797,9 @@ fn second_batch(
     // and setgroups state (read once, `own_restorer`); others are read.
     let known = own_restorer()
         .filter(|_| t.ns.user.is_none() && t.ns.creds.is_none())
-        .map(|k| task_core::Restorer {
-            own_pid: t.task.nspid.last().map_or(0, |p| p.get() as u64),
-            ..k.clone()
-        });
+        .map(|k| (k, t.task.nspid.last().map_or(0, |p| p.get() as u64)));
     let checks = super::userns::with_ns_creds(&t.ns, core, join_ids, |core| {
-        task_core::restore(pid, core, &mut b, known.as_ref())
+        task_core::restore(pid, core, &mut b, known)
     })?;
     Ok((b, (checks, reads)))
 }
@@ -1821,7 +1818,6 @@ fn own_restorer() -> Option<&'static task_core::Restorer> {
             path,
             status,
             setgroups_denied,
-            own_pid: 0,
         })
     })
     .as_ref()

@@ -611,17 +611,19 @@ pub fn restore(
     pid: i32,
     c: &TaskCoreView<'_>,
     b: &mut Batch,
-    known: Option<&Restorer>,
+    known: Option<(&Restorer, u64)>,
 ) -> Result<CoreChecks, ObjectError> {
     let r = &c.rec;
     // Read once, for the task's own pid and the restorer's capabilities
-    // (unless the caller knows them: `known`).
+    // (unless the caller knows them: `known`, with the task's own pid).
+    let read;
     let (path, status, denied) = match known {
-        Some(k) => (k.path.clone(), k.status.clone(), Some(k.setgroups_denied)),
+        Some((k, _)) => (&k.path, k.status.as_slice(), Some(k.setgroups_denied)),
         None => {
             let path = procfs::pid_path(pid, "status");
             let status = procfs::read(&path).map_err(proc_err(pid, &path))?;
-            (path, status, None)
+            read = (path, status);
+            (&read.0, read.1.as_slice(), None)
         }
     };
     for sa in c.sigactions {
@@ -684,10 +686,10 @@ pub fn restore(
     // (kstate's view differs when that is the tree's own): the last NSpid.
     let own = if c.pending.is_empty() {
         0
-    } else if let Some(k) = known {
-        k.own_pid
+    } else if let Some((_, own_pid)) = known {
+        own_pid
     } else {
-        procfs::field(&status, b"NSpid")
+        procfs::field(status, b"NSpid")
             .and_then(|v| procfs::words(v).last())
             .and_then(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok())
             .ok_or_else(|| ObjectError::ProcParse {
@@ -715,20 +717,20 @@ pub fn restore(
         }
     }
     // Credentials last: after them the task may lack the right to the rest.
-    restore_creds(pid, c, b, &path, &status, denied)
+    restore_creds(pid, c, b, path, status, denied)
 }
 
 /// What a restorer is as far as its core restore goes, when the caller
 /// knows it without reading the task's /proc (a restorer in kstate's own
 /// user namespace has kstate's capabilities and setgroups state):
 /// `status` is the /proc status to take the capabilities from (read from
-/// `path`), `own_pid` the task's pid in its own pid namespace.
+/// `path`). [`restore`] takes it with the task's own pid (in its own pid
+/// namespace), which the status would otherwise give.
 #[derive(Clone, Debug)]
 pub struct Restorer {
     pub path: std::path::PathBuf,
     pub status: Vec<u8>,
     pub setgroups_denied: bool,
-    pub own_pid: u64,
 }
 
 /// The kernel's highest capability number (/proc/sys/kernel/cap_last_cap,
