@@ -167,6 +167,58 @@ fn mounts_come_back_in_order_with_flags_files_and_propagation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The container case: the tree inherited / alone (it took every other
+/// mount of the host away), so the restorer keeps only the root mount and
+/// takes the rest of its copy away at once (`sys::mnt::keep_only_root`).
+/// The restored mounts are the same, line by line, and none of the host's
+/// mounts but / shows.
+#[test]
+fn a_tree_that_inherited_only_the_root_mount_gets_only_that_one_back() {
+    let dir = scratch("mnt-rootonly");
+    let d = dir.to_str().unwrap();
+    let mut w = Reaped::start("mntns", &[d, "rootonly"]);
+    let before = mounts(w.root);
+    let host: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m != "/" && m != "/proc")
+        .collect();
+    assert!(!host.is_empty(), "the host has mounts besides / and /proc");
+    let point = |l: &String| l.split(' ').nth(1).map(String::from).unwrap_or_default();
+    for m in &host {
+        assert!(
+            !before.iter().any(|l| &point(l) == m),
+            "{m} is gone from the workload's namespace: {before:#?}"
+        );
+    }
+    assert_eq!(
+        before.iter().filter(|l| point(l) == "/").count(),
+        1,
+        "/ once: {before:#?}"
+    );
+    let a = dir.join("img/a.kst");
+    checkpoint_ok(w.root, &a, &[]);
+    w.wait_gone();
+
+    let r = Restarted::start(&a, &dir.join("img"));
+    let after = mounts(r.root);
+    assert_eq!(
+        after, before,
+        "mountinfo of the restored root, line by line"
+    );
+    assert_eq!(read_in(r.root, &dir.join("t/a.txt")), b"alpha");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(d));
+    let b = dir.join("img/b.kst");
+    checkpoint_ok(r.root, &b, &["--leave-running"]);
+    let (same, text) = diff(&a, &b);
+    assert!(same, "second checkpoint differs:\n{text}");
+    assert_eq!(r.finish().code(), Some(0), "the workload's own checks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_unsupported_mount_is_refused_naming_it_unless_marked_external() {
     let dir = scratch("mnt-ext");

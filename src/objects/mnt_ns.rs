@@ -1157,7 +1157,34 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
         .filter(|&j| matched[j].is_none())
         .map(|j| live[j].id)
         .collect();
-    for j in (0..live.len()).rev().filter(|&j| matched[j].is_none()) {
+    // When the root is the one mount kept, and private, the others go at
+    // once: the root alone is cloned and made the root, and the old one
+    // goes with all its mounts by one lazy umount (`keep_only_root`): one
+    // wait for the namespace lock's grace period instead of one per
+    // subtree (the container case: / and mounts of the tree's own).
+    let root_only = (0..live.len()).all(|j| match matched[j] {
+        Some(i) => {
+            live[j].mountpoint == b"/"
+                && e.mounts[i].rec.propagation.get() == 0
+                && live[j].shared.is_none()
+                && live[j].master.is_none()
+                && !live[j].unbindable
+        }
+        None => true,
+    });
+    let at_once = root_only && gone.len() > 1;
+    if at_once {
+        crate::sys::mnt::keep_only_root()
+            .map_err(|(step, err)| format!("keeping only the root mount: {step}: {err}"))?;
+        log::debug!(
+            "restore: mount namespace #{ns}: {} mounts taken away with the old root",
+            gone.len()
+        );
+    }
+    for j in (0..live.len())
+        .rev()
+        .filter(|&j| !at_once && matched[j].is_none())
+    {
         let l = &live[j];
         if l.parent != l.id && gone.contains(&l.parent) {
             continue;

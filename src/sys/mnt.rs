@@ -190,3 +190,66 @@ fn helper(ns: i32, mountpoint: &CStr, dev: u64, out: i32, hold: i32) -> ! {
     }
     report(0, fd as i32)
 }
+
+/// `MOVE_MOUNT_F_EMPTY_PATH` of `<linux/mount.h>`.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// Leaves the calling process's mount namespace with its root mount alone:
+/// a clone of that one mount (open_tree(OPEN_TREE_CLONE), no submounts)
+/// is put on top of "/" and made the root (pivot_root(".", ".")), and the
+/// old root goes with every mount below it by one lazy umount. The same
+/// result as a lazy umount of each other mount, with one wait for the
+/// namespace lock's grace period instead of one per umount. The old root
+/// must not be shared (pivot_root refuses that). The working directory is
+/// left at the new root. Returns the step that failed and its error.
+pub fn keep_only_root() -> Result<(), (&'static str, io::Error)> {
+    let fail = |step: &'static str| Err((step, io::Error::last_os_error()));
+    // SAFETY: open_tree(2) of a NUL-terminated path; returns a new
+    // descriptor or -1.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return fail("open_tree(OPEN_TREE_CLONE) of /");
+    }
+    // SAFETY: `r` is a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(r as i32) };
+    // SAFETY: move_mount(2) of the detached tree (an empty path relative to
+    // its descriptor) onto the NUL-terminated path "/".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return fail("move_mount of the clone onto /");
+    }
+    // SAFETY: fchdir(2) to a descriptor we own.
+    if unsafe { libc::fchdir(tree.as_raw_fd()) } < 0 {
+        return fail("fchdir into the clone");
+    }
+    // SAFETY: pivot_root(2) of two NUL-terminated paths.
+    if unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } < 0 {
+        return fail("pivot_root(\".\", \".\")");
+    }
+    // SAFETY: umount2(2) of a NUL-terminated path: the old root, now on
+    // top of the new one.
+    if unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } < 0 {
+        return fail("umount of the old root");
+    }
+    // SAFETY: chdir(2) to a NUL-terminated path.
+    if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
+        return fail("chdir /");
+    }
+    Ok(())
+}
