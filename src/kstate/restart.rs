@@ -1740,7 +1740,7 @@ fn second_batch(
         what: "no core record".into(),
     })?;
     join_group(t, pids, &mut b)?;
-    vma::map(t, layout, &mut b)?;
+    vma::map(t, layout, &mut b, fds.image.is_some())?;
     let reads = match fds.image {
         Some(fd) => {
             let r = vma::read_pages(img, t, fd as u64, &mut b)?;

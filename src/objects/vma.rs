@@ -655,13 +655,21 @@ pub fn prepare(
 /// Second half, as calls added to `b`: each saved mapping made at its
 /// place, the files closed again, and the mm layout, auxv and exe link set
 /// in one PR_SET_MM_MAP. The pages come after the batch ran, by [`fill`].
-pub fn map(t: &TaskPlan<'_>, l: &Layout, b: &mut Batch) -> Result<(), ObjectError> {
+pub fn map(
+    t: &TaskPlan<'_>,
+    l: &Layout,
+    b: &mut Batch,
+    task_read: bool,
+) -> Result<(), ObjectError> {
     let pid = t.pid;
     let err = |what: String| ObjectError::Task { pid, what };
     let mut slots = l.slots.iter();
     for v in ordinary(t) {
         let (start, len) = (v.rec.start.get(), v.rec.end.get() - v.rec.start.get());
-        let prot = v.rec.prot.get() as u64;
+        let mut prot = v.rec.prot.get() as u64;
+        if task_read && opened_for_reads(v) {
+            prot |= (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        }
         if v.kind() == vma_kind::FILE {
             let flags = if v.shared() {
                 libc::MAP_SHARED
@@ -754,10 +762,27 @@ fn pages_of<'a>(
     }
 }
 
-/// A writable mapping's pages are read by the task itself (see
-/// [`read_pages`]); the others are written by kstate ([`fill`]).
+/// The pages of a writable mapping, and of a private one that is not
+/// executable, are read by the task itself (see [`read_pages`]); the
+/// others are written by kstate ([`fill`]).
 fn task_reads(v: &VmaView<'_>) -> bool {
-    v.rec.prot.get() & libc::PROT_WRITE as u32 != 0
+    let prot = v.rec.prot.get();
+    prot & libc::PROT_WRITE as u32 != 0 || !v.shared() && prot & libc::PROT_EXEC as u32 == 0
+}
+
+/// A private mapping that is neither writable nor executable but has
+/// saved pages (a relro section, data made read-only): mapped writable for
+/// the task's reads, then given its own protection back ([`map`],
+/// [`read_pages`]). Such a mapping was writable once (how else would it
+/// have pages of its own), so it was accounted as writable already; an
+/// executable one with pages of its own (code patched through ptrace) may
+/// never have been, and is left to kstate, which writes without making it
+/// writable.
+fn opened_for_reads(v: &VmaView<'_>) -> bool {
+    let prot = v.rec.prot.get();
+    prot & (libc::PROT_WRITE | libc::PROT_EXEC) as u32 == 0
+        && !v.shared()
+        && v.rec.pages.id().is_some()
 }
 
 /// The pread64 calls [`read_pages`] added, to check once the batch ran: a
@@ -783,12 +808,14 @@ impl PageReads {
     }
 }
 
-/// The saved pages of the task's writable mappings, as calls added to `b`
-/// after [`map`]: the task reads them itself from the image file (`image`,
-/// its descriptor there), one pread64 per run of pages, so that the tasks
-/// fill their memory side by side and kstate copies nothing. A mapping
-/// that is not writable is left to [`fill`], which writes through
-/// /proc/PID/mem without making it writable.
+/// The saved pages of the task's writable and private mappings, as calls
+/// added to `b` after [`map`]: the task reads them itself from the image
+/// file (`image`, its descriptor there), one pread64 per run of pages, so
+/// that the tasks fill their memory side by side and kstate copies
+/// nothing. A private mapping that is not writable was mapped writable for
+/// this (`map`) and gets its protection back (mprotect) after its reads. A
+/// shared mapping that is not writable is left to [`fill`], which writes
+/// through /proc/PID/mem without making it writable.
 pub fn read_pages(
     img: &Image<'_>,
     t: &TaskPlan<'_>,
@@ -823,6 +850,14 @@ pub fn read_pages(
             );
             reads.0.push((i, at, n));
             off += n;
+        }
+        if opened_for_reads(v) {
+            let (start, end) = (v.rec.start.get(), v.rec.end.get());
+            b.push(
+                "mprotect (back to its protection once read)",
+                libc::SYS_mprotect,
+                [start, end - start, v.rec.prot.get() as u64, 0, 0, 0],
+            );
         }
     }
     Ok(reads)
