@@ -349,8 +349,9 @@ pub struct Injector {
     saved: libc::user_regs_struct,
     syscall_ip: u64,
     scratch: Option<(u64, usize)>,
-    /// /proc/TID/mem, opened once.
-    mem: File,
+    /// /proc/TID/mem, opened the first time a read or write needs it
+    /// (`process_vm_readv`/`writev` do the rest).
+    mem: std::cell::OnceCell<File>,
     /// Signals taken over, in arrival order, with their siginfo.
     pending: Vec<RawSiginfo>,
     /// The thread has been resumed (a call was injected).
@@ -492,6 +493,48 @@ fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
 /// The address of a `syscall` instruction in thread `tid`'s executable
 /// [vdso], read through `mem` (its /proc/TID/mem); `None` without a vdso or
 /// without such an instruction in it.
+/// process_vm_readv(2) into `buf` from `addr` of thread `tid`: how many
+/// bytes came (it stops at the first page the thread cannot read).
+fn vm_read(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over `buf`, which the kernel writes at most
+    // `buf.len()` bytes of; the remote one is checked by the kernel against
+    // the other process's mappings.
+    let r = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// process_vm_writev(2) of `buf` at `addr` of thread `tid`: how many bytes
+/// went (it stops at the first page the thread cannot write).
+fn vm_write(tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over `buf`, which the kernel only reads; the
+    // remote one is checked by the kernel against the other process's
+    // mappings.
+    let r = unsafe { libc::process_vm_writev(tid, &local, 1, &remote, 1, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
 fn vdso_syscall(tid: i32, mem: &File) -> Result<Option<u64>, InjectError> {
     let path = procfs::pid_path(tid, "maps");
     let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
@@ -555,23 +598,12 @@ impl Injector {
         if saved.cs != USER_CS_64 {
             return Err(InjectError::NotX86_64 { tid, cs: saved.cs });
         }
-        let path = procfs::pid_path(tid, "mem");
-        let mem = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|source| InjectError::Proc {
-                tid,
-                step: "open memory",
-                path,
-                source,
-            })?;
         let mut inj = Injector {
             tid,
             saved,
             syscall_ip: 0,
             scratch: None,
-            mem,
+            mem: std::cell::OnceCell::new(),
             pending: Vec::new(),
             resumed: false,
             done: false,
@@ -644,9 +676,29 @@ impl Injector {
         vdso_syscall(tid, &mem)?.ok_or(InjectError::NoSyscallInsn { tid })
     }
 
+    /// /proc/TID/mem, opened on first use.
+    fn mem(&self) -> Result<&File, InjectError> {
+        if let Some(f) = self.mem.get() {
+            return Ok(f);
+        }
+        let tid = self.tid;
+        let path = procfs::pid_path(tid, "mem");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| InjectError::Proc {
+                tid,
+                step: "open memory",
+                path,
+                source,
+            })?;
+        Ok(self.mem.get_or_init(|| f))
+    }
+
     fn find_syscall_insn(&self) -> Result<u64, InjectError> {
         let tid = self.tid;
-        if let Some(ip) = vdso_syscall(tid, &self.mem)? {
+        if let Some(ip) = vdso_syscall(tid, self.mem()?)? {
             return Ok(ip);
         }
         // No vdso (vdso=0): the instruction the thread is stopped after.
@@ -660,11 +712,16 @@ impl Injector {
         Err(InjectError::NoSyscallInsn { tid })
     }
 
-    /// Reads the thread's memory at `addr` (/proc/TID/mem, which also reads
-    /// pages the thread cannot).
+    /// Reads the thread's memory at `addr`: process_vm_readv(2), then
+    /// /proc/TID/mem for what that could not read (pages the thread cannot
+    /// read either).
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
-        self.mem
-            .read_exact_at(buf, addr)
+        let done = vm_read(self.tid, addr, buf).unwrap_or(0).min(buf.len());
+        if done == buf.len() {
+            return Ok(());
+        }
+        self.mem()?
+            .read_exact_at(&mut buf[done..], addr + done as u64)
             .map_err(|source| InjectError::Mem {
                 tid: self.tid,
                 step: "read memory",
@@ -674,11 +731,16 @@ impl Injector {
             })
     }
 
-    /// Writes the thread's memory at `addr` (/proc/TID/mem, which also
-    /// writes read-only pages).
+    /// Writes the thread's memory at `addr`: process_vm_writev(2), then
+    /// /proc/TID/mem for what that could not write (read-only pages, which
+    /// only that writes).
     pub fn write_mem(&self, addr: u64, buf: &[u8]) -> Result<(), InjectError> {
-        self.mem
-            .write_all_at(buf, addr)
+        let done = vm_write(self.tid, addr, buf).unwrap_or(0).min(buf.len());
+        if done == buf.len() {
+            return Ok(());
+        }
+        self.mem()?
+            .write_all_at(&buf[done..], addr + done as u64)
             .map_err(|source| InjectError::Mem {
                 tid: self.tid,
                 step: "write memory",
