@@ -1462,4 +1462,15 @@ impl<'a> Image<'a> {
     pub fn objects(&self) -> impl Iterator<Item = (u32, Result<Object<'a>>)> + '_ {
         (1..=self.record_count()).map(move |id| (id, self.object(id)))
     }
+
+    /// [`Image::objects`] of the kinds `keep` accepts only, in id order:
+    /// the others are skipped by the index, without being decoded.
+    pub fn objects_of<'s>(
+        &'s self,
+        keep: impl Fn(Kind) -> bool + 's,
+    ) -> impl Iterator<Item = (u32, Result<Object<'a>>)> + 's {
+        (1..=self.record_count())
+            .filter(move |&id| self.kind_of(id).is_none_or(&keep))
+            .map(move |id| (id, self.object(id)))
+    }
 }

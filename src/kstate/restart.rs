@@ -318,7 +318,14 @@ pub fn plan<'a>(img: &Image<'a>) -> Result<Plan<'a>, RestartError> {
     let mut pipes = HashMap::new();
     let unsupported = |s: String| RestartError::Unsupported(s);
     let fmt = |e| RestartError::Unsupported(format!("image: {e}"));
-    for (id, obj) in img.objects() {
+    use crate::image::Kind;
+    let task_kinds = |k: Kind| {
+        matches!(
+            k,
+            Kind::Task | Kind::TaskCore | Kind::Mm | Kind::Vma | Kind::Fd | Kind::Pipe
+        )
+    };
+    for (id, obj) in img.objects_of(task_kinds) {
         let obj = obj.map_err(fmt)?;
         let owner = |r: Ref| by_id.get(&r.id.get()).copied();
         match obj {
@@ -589,7 +596,12 @@ const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
 /// Everything that can be checked before the first change to the system.
 pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
-    let caps = procfs::own_cap_eff();
+    // kstate's /proc status, read once here and kept for the restorers
+    // (`own_restorer`).
+    let status = own_restorer().map(|r| &r.status[..]);
+    let caps = status
+        .and_then(|s| procfs::parse_hex_u64(procfs::field(s, b"CapEff")?))
+        .unwrap_or_else(procfs::own_cap_eff);
     let has = |bit: u32| caps & (1u64 << bit) != 0;
     if !has(CAP_SYS_ADMIN) && !has(CAP_CHECKPOINT_RESTORE) {
         return Err(RestartError::Capability {
@@ -603,9 +615,7 @@ pub fn preflight(plan: &Plan<'_>) -> Result<(), RestartError> {
             why: "kstate rebuilds each task through ptrace",
         });
     }
-    let threads = procfs::read(Path::new("/proc/self/status"))
-        .ok()
-        .and_then(|s| procfs::field(&s, b"Threads").and_then(procfs::parse_u32));
+    let threads = status.and_then(|s| procfs::field(s, b"Threads").and_then(procfs::parse_u32));
     if threads != Some(1) {
         return Err(RestartError::Unsupported(
             "restart must run in a single-threaded process".into(),
@@ -1453,7 +1463,11 @@ fn restore_all(
     own: &[crate::objects::mm::Vma],
 ) -> Result<(), RestartError> {
     // Every restorer is a fork of kstate: the same [vdso], at the same place.
-    let syscall_ip = sys::inject::Injector::own_syscall_ip().map_err(inject_err(0))?;
+    let vdso = own
+        .iter()
+        .find(|v| v.kind == crate::objects::mm::VmaKind::Vdso)
+        .map(|v| (v.start, v.end));
+    let syscall_ip = sys::inject::Injector::own_syscall_ip(vdso).map_err(inject_err(0))?;
     // 1. The first batch, started in every task: the whole restore but the
     // pages kstate writes itself, when the restorer opened the files its
     // mappings need (`preopen`); else the first half, which opens them.

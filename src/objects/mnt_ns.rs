@@ -971,7 +971,9 @@ pub fn plan<'a>(img: &Image<'a>, external: &[String]) -> Result<MountPlan<'a>, S
         ..MountPlan::default()
     };
     let mut mount_at: HashMap<u32, (u32, usize)> = HashMap::new();
-    for (id, obj) in img.objects() {
+    use crate::image::Kind;
+    let mounts = |k: Kind| matches!(k, Kind::Mount | Kind::MntFile | Kind::Extent);
+    for (id, obj) in img.objects_of(mounts) {
         match obj.map_err(|e| format!("image: {e}"))? {
             Object::Mount(m) => {
                 let ns = m.rec.mnt_ns.id.get();

@@ -125,7 +125,19 @@ struct NsItems<'a> {
 
 fn items<'a>(img: &Image<'a>) -> Result<HashMap<u32, NsItems<'a>>, ObjectError> {
     let mut out: HashMap<u32, NsItems<'a>> = HashMap::new();
-    for (_, obj) in img.objects() {
+    use crate::image::Kind;
+    let net = |k: Kind| {
+        matches!(
+            k,
+            Kind::NetLink
+                | Kind::NetAddr
+                | Kind::NetRoute
+                | Kind::NetRule
+                | Kind::NetNsid
+                | Kind::NetSysctl
+        )
+    };
+    for (_, obj) in img.objects_of(net) {
         let obj = obj.map_err(|e| ObjectError::Net {
             ns: "?".into(),
             what: format!("image: {e}"),
@@ -257,6 +269,10 @@ pub fn restore(
     external: &[ExternalVeth],
 ) -> Result<NetGuard, ObjectError> {
     let mut guard = NetGuard::default();
+    if netns.is_empty() {
+        // No network namespace of the tree's own is left to configure.
+        return Ok(guard);
+    }
     let all = items(img)?;
     let err = |id: u32, what: String| ObjectError::Net {
         ns: format!("net_ns #{id}"),

@@ -663,9 +663,19 @@ impl Injector {
     }
 
     /// The address of a `syscall` instruction in the calling process's own
-    /// [vdso] (its forks have it at the same place).
-    pub fn own_syscall_ip() -> Result<u64, InjectError> {
+    /// [vdso] (its forks have it at the same place). With the [vdso]'s
+    /// range given (`start`, `end`, from kstate's maps read already), its
+    /// code is read with process_vm_readv, with no /proc file to open or
+    /// parse; else (or should that fail) through /proc/self.
+    pub fn own_syscall_ip(vdso: Option<(u64, u64)>) -> Result<u64, InjectError> {
         let tid = std::process::id() as i32;
+        if let Some((start, end)) = vdso {
+            let mut code = vec![0u8; (end.saturating_sub(start)).min(VDSO_MAX) as usize];
+            let n = vm_read(tid, start, &mut code).unwrap_or(0).min(code.len());
+            if let Some(off) = code[..n].windows(2).position(|w| w == [0x0f, 0x05]) {
+                return Ok(start + off as u64);
+            }
+        }
         let path = procfs::pid_path(tid, "mem");
         let mem = File::open(&path).map_err(|source| InjectError::Proc {
             tid,
