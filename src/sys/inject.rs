@@ -493,48 +493,6 @@ fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
 /// The address of a `syscall` instruction in thread `tid`'s executable
 /// [vdso], read through `mem` (its /proc/TID/mem); `None` without a vdso or
 /// without such an instruction in it.
-/// process_vm_readv(2) into `buf` from `addr` of thread `tid`: how many
-/// bytes came (it stops at the first page the thread cannot read).
-fn vm_read(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: one local iovec over `buf`, which the kernel writes at most
-    // `buf.len()` bytes of; the remote one is checked by the kernel against
-    // the other process's mappings.
-    let r = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as usize)
-}
-
-/// process_vm_writev(2) of `buf` at `addr` of thread `tid`: how many bytes
-/// went (it stops at the first page the thread cannot write).
-fn vm_write(tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize> {
-    let local = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: one local iovec over `buf`, which the kernel only reads; the
-    // remote one is checked by the kernel against the other process's
-    // mappings.
-    let r = unsafe { libc::process_vm_writev(tid, &local, 1, &remote, 1, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as usize)
-}
-
 fn vdso_syscall(tid: i32, mem: &File) -> Result<Option<u64>, InjectError> {
     let path = procfs::pid_path(tid, "maps");
     let maps = procfs::read(&path).map_err(|source| InjectError::Proc {
@@ -670,8 +628,11 @@ impl Injector {
     pub fn own_syscall_ip(vdso: Option<(u64, u64)>) -> Result<u64, InjectError> {
         let tid = std::process::id() as i32;
         if let Some((start, end)) = vdso {
-            let mut code = vec![0u8; (end.saturating_sub(start)).min(VDSO_MAX) as usize];
-            let n = vm_read(tid, start, &mut code).unwrap_or(0).min(code.len());
+            let len = end.saturating_sub(start).min(VDSO_MAX) as usize;
+            let mut code = vec![0u8; len];
+            let n = super::vm::process_vm_readv(tid, &mut code, &[(start, len)])
+                .unwrap_or(0)
+                .min(len);
             if let Some(off) = code[..n].windows(2).position(|w| w == [0x0f, 0x05]) {
                 return Ok(start + off as u64);
             }
@@ -726,7 +687,10 @@ impl Injector {
     /// /proc/TID/mem for what that could not read (pages the thread cannot
     /// read either).
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
-        let done = vm_read(self.tid, addr, buf).unwrap_or(0).min(buf.len());
+        let len = buf.len();
+        let done = super::vm::process_vm_readv(self.tid, buf, &[(addr, len)])
+            .unwrap_or(0)
+            .min(len);
         if done == buf.len() {
             return Ok(());
         }
@@ -745,7 +709,9 @@ impl Injector {
     /// /proc/TID/mem for what that could not write (read-only pages, which
     /// only that writes).
     pub fn write_mem(&self, addr: u64, buf: &[u8]) -> Result<(), InjectError> {
-        let done = vm_write(self.tid, addr, buf).unwrap_or(0).min(buf.len());
+        let done = super::vm::process_vm_writev(self.tid, addr, buf)
+            .unwrap_or(0)
+            .min(buf.len());
         if done == buf.len() {
             return Ok(());
         }

@@ -1,4 +1,4 @@
-//! Reading another process's memory.
+//! Reading and writing another process's memory.
 
 use std::io;
 
@@ -45,6 +45,31 @@ pub fn process_vm_readv(pid: i32, local: &mut [u8], remote: &[(u64, usize)]) -> 
             0,
         )
     };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// process_vm_writev(2): copies `local` to address `addr` of process
+/// `pid`. Returns how many bytes were copied: the copy stops early, without
+/// an error, at the first remote page it cannot write (read-only, unmapped)
+/// once something was copied; it fails with EFAULT when nothing could be.
+pub fn process_vm_writev(pid: i32, addr: u64, local: &[u8]) -> io::Result<usize> {
+    let lvec = libc::iovec {
+        iov_base: local.as_ptr() as *mut libc::c_void,
+        iov_len: local.len(),
+    };
+    let rvec = libc::iovec {
+        // An address in the other process: never dereferenced here.
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: local.len(),
+    };
+    // SAFETY: `lvec` describes `local`, which we borrow for the whole call
+    // and the kernel only reads; `rvec`'s address is interpreted only in
+    // the address space of `pid`, never in ours; both outlive the call and
+    // the flags argument must be 0.
+    let r = unsafe { libc::process_vm_writev(pid, &lvec, 1, &rvec, 1, 0) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
