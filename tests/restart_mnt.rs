@@ -431,6 +431,85 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The mounts a restart takes away from its copy of the restarting
+/// process's namespace must not be taken away there too: run in a mount
+/// namespace of the test's own, with a shared tmpfs holding another mount
+/// made after the checkpoint (so the restart's copy has them and the image
+/// does not), both of the tree's shapes — / its one inherited mount (all
+/// else goes by one umount of the old root) and every mount inherited (what
+/// is new goes by a lazy umount of its own) — leave the test's namespace
+/// with both mounts.
+#[test]
+fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
+    use std::process::{Command, Stdio};
+    for mode in ["rootonly", "all"] {
+        let dir = scratch(&format!("mnt-keep-{mode}"));
+        let script = r#"
+            if [ "$MODE" = rootonly ]; then "$BIN" "$DIR" rootonly > "$DIR/img/ready" &
+            else "$BIN" "$DIR" > "$DIR/img/ready" &
+            fi
+            i=0
+            until grep -q READY "$DIR/img/ready"; do
+                i=$((i + 1)); [ $i -lt 1000 ] || { echo "no READY"; exit 1; }; sleep 0.01
+            done
+            root=$(awk '{print $2}' "$DIR/img/ready")
+            "$KSTATE" checkpoint -t "$root" -o "$DIR/img/a.kst" || { echo "checkpoint failed"; exit 1; }
+            wait
+            mkdir -p "$DIR/px" && mount -t tmpfs kst-px "$DIR/px" && mount --make-shared "$DIR/px"                 && mkdir "$DIR/px/y" && mount -t tmpfs kst-py "$DIR/px/y" || { echo "setup failed"; exit 1; }
+            "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" || { echo "restart failed"; exit 1; }
+            r=$(cat "$DIR/img/pid")
+            if grep -q "$DIR/px" "/proc/$r/mountinfo"; then
+                echo "the restored tree has a mount it did not have"; kill -KILL "$r"; exit 1
+            fi
+            for m in "$DIR/px" "$DIR/px/y"; do
+                grep -q " $m " /proc/self/mountinfo || { echo "lost here: $m"; kill -KILL "$r"; exit 1; }
+            done
+            kill -TERM "$r"
+            echo OK
+        "#;
+        let mut child = Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(common::build_fixture("reaper"))
+            .args(["sh", "-c", script])
+            .env("BIN", common::build_fixture("mntns"))
+            .env("DIR", &dir)
+            .env("MODE", mode)
+            .env("KSTATE", common::kstate_bin())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                {
+                    kill_tree(pid);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{mode}: the scenario did not end within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().expect("output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.trim_end().ends_with("OK"),
+            "{mode}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A cgroup of the test's own, a child of the cgroup2 hierarchy's root;
 /// when dropped, every process in it is killed (by pid) and it is removed.
 struct TestCgroup(PathBuf);

@@ -1205,6 +1205,24 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
                 procfs::show(&l.fstype)
             ));
         }
+        // Its subtree made private first (in this namespace only): the
+        // lazy umount takes the mounts below it too, and one whose parent
+        // is shared would be taken away from that parent's peers as well,
+        // in the namespace this one was copied from.
+        mount(
+            None::<&Path>,
+            os(&l.mountpoint),
+            None::<&Path>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&Path>,
+        )
+        .map_err(|err| {
+            format!(
+                "taking away {} ({}), not in the image: making it private: {err}",
+                procfs::show(&l.mountpoint),
+                procfs::show(&l.fstype)
+            )
+        })?;
         umount2(os(&l.mountpoint), MntFlags::MNT_DETACH).map_err(|err| {
             format!(
                 "taking away {} ({}), not in the image: {err}",

@@ -199,11 +199,27 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 /// is put on top of "/" and made the root (pivot_root(".", ".")), and the
 /// old root goes with every mount below it by one lazy umount. The same
 /// result as a lazy umount of each other mount, with one wait for the
-/// namespace lock's grace period instead of one per umount. The old root
-/// must not be shared (pivot_root refuses that). The working directory is
-/// left at the new root. Returns the step that failed and its error.
+/// namespace lock's grace period instead of one per umount. Everything is
+/// made private first (in this namespace only), so that taking the mounts
+/// away does not reach the peers of the shared ones in the namespace this
+/// one was copied from. The old root must not be shared (pivot_root
+/// refuses that). The working directory is left at the new root. Returns
+/// the step that failed and its error.
 pub fn keep_only_root() -> Result<(), (&'static str, io::Error)> {
     let fail = |step: &'static str| Err((step, io::Error::last_os_error()));
+    // SAFETY: mount(2) with NUL-terminated strings and no data.
+    if unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    } < 0
+    {
+        return fail("making every mount private");
+    }
     // SAFETY: open_tree(2) of a NUL-terminated path; returns a new
     // descriptor or -1.
     let r = unsafe {
