@@ -432,13 +432,14 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
 }
 
 /// The mounts a restart takes away from its copy of the restarting
-/// process's namespace must not be taken away there too: run in a mount
-/// namespace of the test's own, with a shared tmpfs holding another mount
-/// made after the checkpoint (so the restart's copy has them and the image
-/// does not), both of the tree's shapes — / its one inherited mount (all
-/// else goes by one umount of the old root) and every mount inherited (what
-/// is new goes by a lazy umount of its own) — leave the test's namespace
-/// with both mounts.
+/// process's namespace must not be taken away there too, and all of them
+/// go from the copy: run in a mount namespace of the test's own, with a
+/// shared tmpfs holding another mount, and two tmpfs stacked on one
+/// directory, all made after the checkpoint (so the restart's copy has them
+/// and the image does not), both of the tree's shapes — / its one inherited
+/// mount (all else goes by one umount of the old root) and every mount
+/// inherited (what is new goes by lazy umounts of its own) — leave the
+/// test's namespace with all four and the restored tree with none.
 #[test]
 fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
     use std::process::{Command, Stdio};
@@ -455,13 +456,13 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
             root=$(awk '{print $2}' "$DIR/img/ready")
             "$KSTATE" checkpoint -t "$root" -o "$DIR/img/a.kst" || { echo "checkpoint failed"; exit 1; }
             wait
-            mkdir -p "$DIR/px" && mount -t tmpfs kst-px "$DIR/px" && mount --make-shared "$DIR/px"                 && mkdir "$DIR/px/y" && mount -t tmpfs kst-py "$DIR/px/y" || { echo "setup failed"; exit 1; }
+            mkdir -p "$DIR/px" "$DIR/ov" && mount -t tmpfs kst-px "$DIR/px" && mount --make-shared "$DIR/px" && mkdir "$DIR/px/y" && mount -t tmpfs kst-py "$DIR/px/y" && mount -t tmpfs kst-ova "$DIR/ov" && mount -t tmpfs kst-ovb "$DIR/ov" || { echo "setup failed"; exit 1; }
             "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" || { echo "restart failed"; exit 1; }
             r=$(cat "$DIR/img/pid")
-            if grep -q "$DIR/px" "/proc/$r/mountinfo"; then
+            if grep -E " kst-(px|py|ova|ovb) " "/proc/$r/mountinfo"; then
                 echo "the restored tree has a mount it did not have"; kill -KILL "$r"; exit 1
             fi
-            for m in "$DIR/px" "$DIR/px/y"; do
+            for m in kst-px kst-py kst-ova kst-ovb; do
                 grep -q " $m " /proc/self/mountinfo || { echo "lost here: $m"; kill -KILL "$r"; exit 1; }
             done
             kill -TERM "$r"

@@ -1205,31 +1205,40 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
                 procfs::show(&l.fstype)
             ));
         }
-        // Its subtree made private first (in this namespace only): the
-        // lazy umount takes the mounts below it too, and one whose parent
-        // is shared would be taken away from that parent's peers as well,
-        // in the namespace this one was copied from.
-        mount(
-            None::<&Path>,
-            os(&l.mountpoint),
-            None::<&Path>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&Path>,
-        )
-        .map_err(|err| {
-            format!(
-                "taking away {} ({}), not in the image: making it private: {err}",
-                procfs::show(&l.mountpoint),
-                procfs::show(&l.fstype)
+        // The path names the topmost mount on it: the mounts stacked on
+        // this one at the same place (gone too, as their parent goes) are
+        // taken away first, one umount each, then this one.
+        let mut stacked = 0;
+        let mut top = l.id;
+        while let Some(m) = live
+            .iter()
+            .find(|m| m.parent == top && m.id != top && m.mountpoint == l.mountpoint)
+        {
+            stacked += 1;
+            top = m.id;
+        }
+        for _ in 0..=stacked {
+            // Each subtree made private first (in this namespace only):
+            // the lazy umount takes the mounts below it too, and one whose
+            // parent is shared would be taken away from that parent's
+            // peers as well, in the namespace this one was copied from.
+            let err = |what: &str, err: nix::Error| {
+                format!(
+                    "taking away {} ({}), not in the image: {what}{err}",
+                    procfs::show(&l.mountpoint),
+                    procfs::show(&l.fstype)
+                )
+            };
+            mount(
+                None::<&Path>,
+                os(&l.mountpoint),
+                None::<&Path>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&Path>,
             )
-        })?;
-        umount2(os(&l.mountpoint), MntFlags::MNT_DETACH).map_err(|err| {
-            format!(
-                "taking away {} ({}), not in the image: {err}",
-                procfs::show(&l.mountpoint),
-                procfs::show(&l.fstype)
-            )
-        })?;
+            .map_err(|e| err("making it private: ", e))?;
+            umount2(os(&l.mountpoint), MntFlags::MNT_DETACH).map_err(|e| err("", e))?;
+        }
     }
     for (i, m) in e.mounts.iter().enumerate() {
         let how = m.rec.how.get();
