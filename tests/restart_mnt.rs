@@ -439,12 +439,25 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
 /// and the image does not), both of the tree's shapes — / its one inherited
 /// mount (all else goes by one umount of the old root) and every mount
 /// inherited (what is new goes by lazy umounts of its own) — leave the
-/// test's namespace with all four and the restored tree with none.
+/// test's namespace with all four and the restored tree with none; in a
+/// namespace whose mounts are all shared, the second shape is refused
+/// naming the stacked mount (the lower one cannot be made private through
+/// its path, and its umount would reach the test's namespace), with
+/// nothing lost.
 #[test]
 fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
     use std::process::{Command, Stdio};
-    for mode in ["rootonly", "all"] {
-        let dir = scratch(&format!("mnt-keep-{mode}"));
+    // (the restarting namespace's propagation, the tree's shape, whether
+    // the restart goes ahead)
+    let cases = [
+        ("private", "rootonly", "ok"),
+        ("private", "all", "ok"),
+        ("shared", "rootonly", "ok"),
+        ("shared", "all", "refused"),
+    ];
+    for (propagation, mode, expect) in cases {
+        let case = format!("{propagation}/{mode}");
+        let dir = scratch(&format!("mnt-keep-{propagation}-{mode}"));
         let script = r#"
             if [ "$MODE" = rootonly ]; then "$BIN" "$DIR" rootonly > "$DIR/img/ready" &
             else "$BIN" "$DIR" > "$DIR/img/ready" &
@@ -457,7 +470,15 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
             "$KSTATE" checkpoint -t "$root" -o "$DIR/img/a.kst" || { echo "checkpoint failed"; exit 1; }
             wait
             mkdir -p "$DIR/px" "$DIR/ov" && mount -t tmpfs kst-px "$DIR/px" && mount --make-shared "$DIR/px" && mkdir "$DIR/px/y" && mount -t tmpfs kst-py "$DIR/px/y" && mount -t tmpfs kst-ova "$DIR/ov" && mount -t tmpfs kst-ovb "$DIR/ov" || { echo "setup failed"; exit 1; }
-            "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" || { echo "restart failed"; exit 1; }
+            if ! "$KSTATE" restart "$DIR/img/a.kst" -d --pidfile "$DIR/img/pid" 2> "$DIR/img/err"; then
+                [ "$EXPECT" = refused ] || { echo "restart failed: $(cat "$DIR/img/err")"; exit 1; }
+                grep -q "another mount is stacked on it" "$DIR/img/err" || { echo "refused for another reason: $(cat "$DIR/img/err")"; exit 1; }
+                for m in kst-px kst-py kst-ova kst-ovb; do
+                    grep -q " $m " /proc/self/mountinfo || { echo "lost here: $m"; exit 1; }
+                done
+                echo OK; exit 0
+            fi
+            [ "$EXPECT" = ok ] || { echo "the restart was not refused"; kill -KILL "$(cat "$DIR/img/pid")"; exit 1; }
             r=$(cat "$DIR/img/pid")
             if grep -E " kst-(px|py|ova|ovb) " "/proc/$r/mountinfo"; then
                 echo "the restored tree has a mount it did not have"; kill -KILL "$r"; exit 1
@@ -469,12 +490,13 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
             echo OK
         "#;
         let mut child = Command::new("unshare")
-            .args(["-m", "--propagation", "private"])
+            .args(["-m", "--propagation", propagation])
             .arg(common::build_fixture("reaper"))
             .args(["sh", "-c", script])
             .env("BIN", common::build_fixture("mntns"))
             .env("DIR", &dir)
             .env("MODE", mode)
+            .env("EXPECT", expect)
             .env("KSTATE", common::kstate_bin())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -496,7 +518,7 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
                 }
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{mode}: the scenario did not end within 60 s");
+                panic!("{case}: the scenario did not end within 60 s");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -504,7 +526,7 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.trim_end().ends_with("OK"),
-            "{mode}: {text}\n{}",
+            "{case}: {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let _ = std::fs::remove_dir_all(&dir);

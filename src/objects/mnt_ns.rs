@@ -1159,19 +1159,14 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
         .filter(|&j| matched[j].is_none())
         .map(|j| live[j].id)
         .collect();
-    // When the root is the one mount kept, and private, the others go at
-    // once: the root alone is cloned and made the root, and the old one
+    // When the root is the one mount kept, and private in the image, the
+    // others go at once: everything is made private (nothing else is
+    // kept), the root alone is cloned and made the root, and the old one
     // goes with all its mounts by one lazy umount (`keep_only_root`): one
     // wait for the namespace lock's grace period instead of one per
     // subtree (the container case: / and mounts of the tree's own).
     let root_only = (0..live.len()).all(|j| match matched[j] {
-        Some(i) => {
-            live[j].mountpoint == b"/"
-                && e.mounts[i].rec.propagation.get() == 0
-                && live[j].shared.is_none()
-                && live[j].master.is_none()
-                && !live[j].unbindable
-        }
+        Some(i) => live[j].mountpoint == b"/" && e.mounts[i].rec.propagation.get() == 0,
         None => true,
     });
     let at_once = root_only && gone.len() > 1;
@@ -1216,6 +1211,16 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
         {
             stacked += 1;
             top = m.id;
+        }
+        // Only the topmost can be made private through the path: one below
+        // it still shared with kstate's namespace would carry the umount
+        // of the one on it there too.
+        if stacked > 0 && l.shared.is_some() {
+            return Err(format!(
+                "{} ({}) is not in the image, but another mount is stacked on it and it is shared with the restarting process's mount namespace: taking them away would take them away there too (make them private there, or restart from another mount namespace)",
+                procfs::show(&l.mountpoint),
+                procfs::show(&l.fstype)
+            ));
         }
         for _ in 0..=stacked {
             // Each subtree made private first (in this namespace only):
