@@ -369,7 +369,6 @@ fn an_open_file_on_the_trees_own_mount_is_refused_naming_it() {
 /// restarting namespace got none of them.
 #[test]
 fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
-    use std::process::{Command, Stdio};
     let dir = scratch("mnt-shared");
     let script = r#"
         "$BIN" "$DIR" > "$DIR/img/ready" &
@@ -390,44 +389,9 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
         kill -TERM "$r"
         echo OK
     "#;
-    let mut child = Command::new("unshare")
-        .args(["-m", "--propagation", "shared"])
-        .arg(common::build_fixture("reaper"))
-        .args(["sh", "-c", script])
-        .env("BIN", common::build_fixture("mntns"))
-        .env("DIR", &dir)
-        .env("KSTATE", common::kstate_bin())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                kill_tree(pid);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the shared-namespace scenario did not end within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.trim_end().ends_with("OK"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, err) =
+        in_own_mount_namespace("shared", &dir, script, &[], "the shared-namespace scenario");
+    assert!(out.trim_end().ends_with("OK"), "{out}\n{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -446,7 +410,6 @@ fn mounts_made_at_restart_stay_out_of_a_shared_restarting_namespace() {
 /// nothing lost.
 #[test]
 fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
-    use std::process::{Command, Stdio};
     // (the restarting namespace's propagation, the tree's shape, whether
     // the restart goes ahead)
     let cases = [
@@ -489,48 +452,63 @@ fn mounts_taken_away_at_restart_stay_in_the_restarting_namespace() {
             kill -TERM "$r"
             echo OK
         "#;
-        let mut child = Command::new("unshare")
-            .args(["-m", "--propagation", propagation])
-            .arg(common::build_fixture("reaper"))
-            .args(["sh", "-c", script])
-            .env("BIN", common::build_fixture("mntns"))
-            .env("DIR", &dir)
-            .env("MODE", mode)
-            .env("EXPECT", expect)
-            .env("KSTATE", common::kstate_bin())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                {
-                    kill_tree(pid);
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{case}: the scenario did not end within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().expect("output");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.trim_end().ends_with("OK"),
-            "{case}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let env = [("MODE", mode), ("EXPECT", expect)];
+        let (out, err) = in_own_mount_namespace(propagation, &dir, script, &env, &case);
+        assert!(out.trim_end().ends_with("OK"), "{case}: {out}\n{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Runs `script` with `sh -c` under the test's reaper, in a mount namespace
+/// of its own (`unshare -m --propagation PROPAGATION`), with BIN (the
+/// mntns fixture), DIR, KSTATE and `env` set; bounded by 60 s, after which
+/// the tree named by DIR/img/pid is killed and the test fails naming
+/// `what`. Returns the script's standard output and error.
+fn in_own_mount_namespace(
+    propagation: &str,
+    dir: &Path,
+    script: &str,
+    env: &[(&str, &str)],
+    what: &str,
+) -> (String, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", propagation])
+        .arg(common::build_fixture("reaper"))
+        .args(["sh", "-c", script])
+        .env("BIN", common::build_fixture("mntns"))
+        .env("DIR", dir)
+        .env("KSTATE", common::kstate_bin())
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            if let Some(pid) = std::fs::read_to_string(dir.join("img/pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                kill_tree(pid);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A cgroup of the test's own, a child of the cgroup2 hierarchy's root;

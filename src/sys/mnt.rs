@@ -129,6 +129,22 @@ fn report(out: i32, hold: i32, status: i32, value: i32) -> ! {
     }
 }
 
+/// mount(2) with MS_REC | MS_PRIVATE on "/": every mount of the calling
+/// process's namespace private (in that namespace only). False on failure,
+/// errno set. Async-signal-safe.
+fn make_all_private() -> bool {
+    // SAFETY: mount(2) with NUL-terminated strings and no data.
+    unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) == 0
+    }
+}
+
 /// The helper child: never returns.
 fn helper(ns: i32, mountpoint: &CStr, dev: u64, out: i32, hold: i32) -> ! {
     let report = |status: i32, value: i32| report(out, hold, status, value);
@@ -147,17 +163,7 @@ fn helper(ns: i32, mountpoint: &CStr, dev: u64, out: i32, hold: i32) -> ! {
     }
     // The copy's mounts are peers of the originals where those are shared:
     // made private first, so that the umounts below stay in the copy.
-    // SAFETY: mount(2) with NUL-terminated strings and no data.
-    if unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        )
-    } < 0
-    {
+    if !make_all_private() {
         report(3, errno());
     }
     for _ in 0..MAX_OVERMOUNTS {
@@ -207,17 +213,7 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 /// the step that failed and its error.
 pub fn keep_only_root() -> Result<(), (&'static str, io::Error)> {
     let fail = |step: &'static str| Err((step, io::Error::last_os_error()));
-    // SAFETY: mount(2) with NUL-terminated strings and no data.
-    if unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        )
-    } < 0
-    {
+    if !make_all_private() {
         return fail("making every mount private");
     }
     // SAFETY: open_tree(2) of a NUL-terminated path; returns a new
