@@ -514,10 +514,15 @@ fn vdso_syscall(tid: i32, mem: &File) -> Result<Option<u64>, InjectError> {
             len,
             source,
         })?;
-    Ok(code
-        .windows(2)
+    Ok(syscall_insn(&code, start))
+}
+
+/// The address of the first `syscall` instruction (0f 05) in `code`, which
+/// starts at address `start`.
+fn syscall_insn(code: &[u8], start: u64) -> Option<u64> {
+    code.windows(2)
         .position(|w| w == [0x0f, 0x05])
-        .map(|off| start + off as u64))
+        .map(|off| start + off as u64)
 }
 
 /// The outcome of waiting for the thread to run one injected call.
@@ -621,30 +626,19 @@ impl Injector {
     }
 
     /// The address of a `syscall` instruction in the calling process's own
-    /// [vdso] (its forks have it at the same place). With the [vdso]'s
-    /// range given (`start`, `end`, from kstate's maps read already), its
-    /// code is read with process_vm_readv, with no /proc file to open or
-    /// parse; else (or should that fail) through /proc/self.
+    /// [vdso] (its forks have it at the same place), whose range (`start`,
+    /// `end`) the caller took from kstate's maps: its code is read with
+    /// process_vm_readv. No vdso (`None`), or none of those instructions in
+    /// it: [`InjectError::NoSyscallInsn`].
     pub fn own_syscall_ip(vdso: Option<(u64, u64)>) -> Result<u64, InjectError> {
         let tid = std::process::id() as i32;
-        if let Some((start, end)) = vdso {
+        let found = vdso.and_then(|(start, end)| {
             let len = end.saturating_sub(start).min(VDSO_MAX) as usize;
             let mut code = vec![0u8; len];
-            let n = super::vm::process_vm_readv(tid, &mut code, &[(start, len)])
-                .unwrap_or(0)
-                .min(len);
-            if let Some(off) = code[..n].windows(2).position(|w| w == [0x0f, 0x05]) {
-                return Ok(start + off as u64);
-            }
-        }
-        let path = procfs::pid_path(tid, "mem");
-        let mem = File::open(&path).map_err(|source| InjectError::Proc {
-            tid,
-            step: "open own memory",
-            path,
-            source,
-        })?;
-        vdso_syscall(tid, &mem)?.ok_or(InjectError::NoSyscallInsn { tid })
+            let n = super::vm::process_vm_readv(tid, &mut code, &[(start, len)]).ok()?;
+            syscall_insn(&code[..n.min(len)], start)
+        });
+        found.ok_or(InjectError::NoSyscallInsn { tid })
     }
 
     /// /proc/TID/mem, opened on first use.
@@ -691,7 +685,7 @@ impl Injector {
         let done = super::vm::process_vm_readv(self.tid, buf, &[(addr, len)])
             .unwrap_or(0)
             .min(len);
-        if done == buf.len() {
+        if done == len {
             return Ok(());
         }
         self.mem()?
