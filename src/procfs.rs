@@ -14,10 +14,19 @@ pub fn pid_path(pid: i32, rest: &str) -> PathBuf {
     p
 }
 
-/// Reads a whole /proc file.
+/// Reads a whole /proc file. /proc files have no size, so the buffer
+/// starts at a page (most fit; mountinfo, maps and status take one read(2)
+/// and the read that sees the end) rather than std's 32-byte probe and
+/// doubling, a read(2) per step.
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
-    std::fs::read(path)
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(PAGE);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    Ok(buf)
 }
+
+/// The first read's size in [`read`].
+const PAGE: usize = 4096;
 
 /// The value of `Key:` in a status-like file, trimmed.
 pub fn field<'a>(text: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {

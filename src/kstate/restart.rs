@@ -796,6 +796,9 @@ struct Resources {
     /// /proc status, bit N-1 for signal N; all when unreadable): the ones a
     /// restorer sets back to the default.
     own_signals: u64,
+    /// When a thread of kstate prepares the root's mount namespace
+    /// (`mnt_thread`): the pipe it reports on, read by the root.
+    mnt_ready: Option<OwnedFd>,
 }
 
 fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
@@ -953,6 +956,7 @@ fn open_resources(
         list,
         joins,
         empty: opts.empty.clone(),
+        mnt_ready: None,
     })
 }
 
@@ -1106,7 +1110,13 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     // the restored pids) before its children, who inherit them.
     if let Some(ns) = t.ns.mnt {
         if !res.joins.iter().any(|j| j.kind == NsKind::Mnt) {
-            crate::objects::mnt_ns::restore(&plan.mounts, ns)?;
+            match (me, &res.mnt_ready) {
+                (0, Some(ready)) => {
+                    enter_prepared_mnt(ready, res)?;
+                    crate::objects::mnt_ns::restore_own(&plan.mounts, ns)?;
+                }
+                _ => crate::objects::mnt_ns::restore(&plan.mounts, ns)?,
+            }
         }
     }
     // Sessions and the groups a task leads are made here, before its
@@ -1270,6 +1280,90 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
     )
     .map_err(|e| format!("ready: {e}"))?;
     Ok(())
+}
+
+/// The root's side of `mnt_thread`: waits for its report, then enters the
+/// mount namespace it prepared, through kstate's descriptor of it
+/// (`/proc/KSTATE/fd/N` in kstate's /proc).
+fn enter_prepared_mnt(ready: &OwnedFd, res: &Resources) -> Result<(), String> {
+    let mut msg = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !msg.ends_with(b"\n") {
+        match nix::unistd::read(ready.as_fd(), &mut chunk) {
+            Ok(0) => break,
+            Ok(k) => msg.extend_from_slice(&chunk[..k]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("waiting for its mount namespace: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&msg);
+    let text = text.trim_end();
+    let Some(at) = text.strip_prefix('K') else {
+        return Err(match text.strip_prefix('E') {
+            Some(err) => err.to_string(),
+            None => "its mount namespace was not prepared".to_string(),
+        });
+    };
+    let path = at.replace(' ', "/fd/");
+    let fd = nix::fcntl::openat(
+        res.proc.as_fd(),
+        path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("opening its prepared mount namespace ({path}): {e}"))?;
+    nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("entering its prepared mount namespace: {e}"))
+}
+
+/// Whether a thread of kstate may prepare the root's new mount namespace
+/// beside its creation (`mnt_thread`): its record, when the root creates
+/// one, no user namespace of the tree's own owns it and `--join-ns mnt`
+/// does not replace it.
+fn early_mnt(plan: &Plan<'_>, opts: &RestartOptions) -> Option<u32> {
+    let root = &plan.tasks[0].ns;
+    if root.clone_flags & libc::CLONE_NEWNS as u64 == 0
+        || plan.tasks.iter().any(|t| t.ns.user.is_some())
+        || opts.join.iter().any(|j| j.kind == NsKind::Mnt)
+    {
+        return None;
+    }
+    root.mnt
+}
+
+/// Prepares the root's mount namespace `ns` from a thread of kstate while
+/// the root is created (its other namespaces, the clone3 itself): a copy
+/// of kstate's made by unshare(2) in this thread alone, the inherited
+/// mounts brought to the recorded ones (`mnt_ns::prepare_inherited`: the
+/// umounts and their waits for the namespace lock's grace period off the
+/// root's path). Reports `K<kstate pid> <fd>` (the descriptor that holds
+/// the namespace, in kstate's table) or `E<error>` on `done`. Returns that
+/// descriptor, closed when the thread is joined.
+fn mnt_thread(
+    mounts: crate::objects::mnt_ns::MountPlan<'_>,
+    ns: u32,
+    done: OwnedFd,
+) -> Option<OwnedFd> {
+    let made = (|| -> Result<OwnedFd, String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare of a mount namespace: {e}"))?;
+        let fd: OwnedFd = std::fs::File::open("/proc/thread-self/ns/mnt")
+            .map_err(|e| format!("opening the new mount namespace: {e}"))?
+            .into();
+        crate::objects::mnt_ns::prepare_inherited(&mounts, ns)?;
+        log::debug!("restart: mount namespace #{ns} prepared beside the root's creation");
+        Ok(fd)
+    })();
+    let (msg, fd) = match made {
+        Ok(fd) => (
+            format!("K{} {}\n", std::process::id(), fd.as_raw_fd()),
+            Some(fd),
+        ),
+        Err(e) => (format!("E{e}\n"), None),
+    };
+    // The root may be gone already: its error comes through the ready pipe.
+    let _ = nix::unistd::write(&done, msg.as_bytes());
+    fd
 }
 
 /// Puts the task into the group it was in, when it does not lead it: run
@@ -1889,7 +1983,7 @@ fn restart_tasks<'s, 'a: 's>(
             t0.elapsed().as_secs_f64() * 1e3
         )
     };
-    let res = open_resources(&plan, opts, src)?;
+    let mut res = open_resources(&plan, opts, src)?;
     phase("resources opened");
     sys::set_child_subreaper().map_err(task_err(0, "PR_SET_CHILD_SUBREAPER"))?;
     let mut cleanup = Cleanup {
@@ -1902,6 +1996,19 @@ fn restart_tasks<'s, 'a: 's>(
         t.scratch = vma::scratch_for(t, &own_ranges)?;
     }
     let root = plan.tasks[0].pid;
+    // The root's mount namespace, prepared by a thread beside its creation
+    // (`mnt_thread`): the root is then created in kstate's and enters it.
+    let mnt_job = match early_mnt(&plan, opts) {
+        Some(ns) => {
+            let (ready, done) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| task_err(root, "pipe")(io::Error::from(e)))?;
+            res.mnt_ready = Some(ready);
+            plan.tasks[0].ns.clone_flags &= !(libc::CLONE_NEWNS as u64);
+            let mounts = plan.mounts.clone();
+            Some(s.spawn(move || mnt_thread(mounts, ns, done)))
+        }
+        None => None,
+    };
     log::debug!("restart: checks passed; creating the root task {root}");
     let mut net_job = None;
     match super::userns::fork_task(&plan.tasks[0].ns) {
@@ -1923,6 +2030,8 @@ fn restart_tasks<'s, 'a: 's>(
     }
     let host = wait_ready(&res, &plan, &mut cleanup)?;
     phase("every task created");
+    // The root is in its mount namespace: kstate's hold on it goes.
+    drop(mnt_job.map(|h| h.join()));
     // From here on kstate knows each task by the pid it sees it as (the
     // same as the image's, unless the task is in a pid namespace of its own).
     let by_image: HashMap<i32, i32> = host.clone();

@@ -1082,10 +1082,23 @@ fn mount_ms(flags: u32) -> MsFlags {
 /// (new) mount namespace. Runs in the restorer task; returns a message
 /// naming the mount on failure.
 pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
+    prepare_inherited(plan, ns)?;
+    restore_own(plan, ns)
+}
+
+/// The first half of [`restore`]: the mounts the calling thread's new
+/// mount namespace inherited (a copy of kstate's) brought to the recorded
+/// ones: their propagation and flags set, the others taken away. Needs
+/// nothing of the task's other namespaces (it reads the thread's own
+/// mountinfo; cgroup roots are read as kstate reads them when the thread
+/// is in kstate's cgroup namespace), so a thread of kstate may do it
+/// beside the root's creation (`kstate::restart`, `mnt_thread`).
+pub fn prepare_inherited(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
     let Some(e) = plan.by_ns.get(&ns) else {
         return Ok(());
     };
-    let text = std::fs::read("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
+    let text = procfs::read(Path::new("/proc/thread-self/mountinfo"))
+        .map_err(|e| format!("mountinfo: {e}"))?;
     let mut live = parse_mountinfo(&text).ok_or("mountinfo: cannot parse it")?;
     // Roots of cgroup mounts as kstate reads them, as the image has them.
     plan.cgroups.in_own_terms(&mut live);
@@ -1243,6 +1256,30 @@ pub fn restore(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
             )
             .map_err(|e| err("making it private: ", e))?;
             umount2(os(&l.mountpoint), MntFlags::MNT_DETACH).map_err(|e| err("", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The second half of [`restore`]: the mounts of the tree's own, in their
+/// recorded order, made by the task that creates the namespace (so that a
+/// proc shows its pid namespace), once the inherited ones are as recorded.
+pub fn restore_own(plan: &MountPlan<'_>, ns: u32) -> Result<(), String> {
+    let Some(e) = plan.by_ns.get(&ns) else {
+        return Ok(());
+    };
+    // The peer groups the inherited mounts made (`prepare_inherited`): one
+    // shared in the image but not with kstate's namespace was made the
+    // first of its group, which a mount bound from it joins.
+    let mut groups: Vec<u32> = Vec::new();
+    for m in e.mounts.iter() {
+        let p = m.rec.propagation.get();
+        if m.rec.how.get() == mount_how::INHERITED
+            && p & mount_prop::SHARED != 0
+            && p & (mount_prop::SHARED_OUTSIDE | mount_prop::UNBINDABLE) == 0
+            && !groups.contains(&m.rec.peer_group.get())
+        {
+            groups.push(m.rec.peer_group.get());
         }
     }
     for (i, m) in e.mounts.iter().enumerate() {
