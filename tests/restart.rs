@@ -167,6 +167,35 @@ fn memory_256mib_keeps_its_checksum() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Private anonymous pages whose mapping is no longer writable: code the
+/// program wrote at run time into a mapping it then made read+exec (as a
+/// JIT does), which kstate writes itself (`vma::fill`: through /proc/PID/mem,
+/// since process_vm_writev cannot write there), and data behind PROT_NONE
+/// and read-only, which the task reads back into itself with the mapping
+/// writable for the reads (`vma::opened_for_reads`). The generated function
+/// still returns its value and the data are as written
+/// (`fixtures/jitmem.c`), and the second checkpoint matches the first
+/// (it fails when `fill` leaves executable mappings out).
+#[test]
+fn code_written_at_run_time_and_inaccessible_pages_come_back() {
+    let dir = scratch("jitmem");
+    let shown = cycle("jitmem", &[], &dir, |_| {}, |_, _| {});
+    // The image holds the three anonymous mappings with their two pages each.
+    for (prot, what) in [(5, "read+exec"), (0, "PROT_NONE"), (1, "read-only")] {
+        let found = objects(&shown, "vma").iter().any(|v| {
+            v["vma_kind"] == 0
+                && v["shared"] == false
+                && v["prot"] == prot
+                && v["pages"].as_u64().is_some_and(|n| n >= 2)
+        });
+        assert!(
+            found,
+            "no private {what} anonymous mapping with its pages in the image"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn signal_handler_and_pending_blocked_signals() {
     let dir = scratch("sigpend");
