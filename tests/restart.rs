@@ -196,6 +196,43 @@ fn code_written_at_run_time_and_inaccessible_pages_come_back() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A child maps other files than its parent (`fixtures/mapfork.c`: it
+/// unmaps one and maps another in its place, then a second copy of one of
+/// its parent's): each restorer opens the files of its mappings before its
+/// children, who take over those their own list begins with and open the
+/// rest (`restart::inherited_preopens`). After the restart each process
+/// finds its own files' contents at its mappings, under their names, and
+/// the second checkpoint matches the first.
+#[test]
+fn a_child_mapping_other_files_than_its_parent() {
+    let dir = scratch("mapfork");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let shown = cycle(
+        "mapfork",
+        &[files.to_str().unwrap()],
+        &dir,
+        |_| {},
+        |_, _| {},
+    );
+    // Both processes map a; only the parent c; only the child b.
+    let tasks = objects(&shown, "task").len();
+    assert_eq!(tasks, 2, "two tasks in the image");
+    let maps_of = |name: &str| {
+        let path = files.join(name);
+        objects(&shown, "vma")
+            .iter()
+            .filter(|v| v["path"] == path.to_str().unwrap())
+            .count()
+    };
+    assert_eq!(
+        (maps_of("a"), maps_of("b"), maps_of("c")),
+        (3, 1, 1),
+        "mappings of a (parent once, child twice), b and c"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn signal_handler_and_pending_blocked_signals() {
     let dir = scratch("sigpend");

@@ -1150,6 +1150,34 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             nix::sched::unshare(flag).map_err(|e| format!("unshare of an empty {kind}: {e}"))?;
         }
     }
+    // The files its mappings need, the exe and ns_last_pid, opened here in
+    // its own mount namespace, at the numbers kstate expects them
+    // (`preopen_base` on), so that one batch does its whole restore; before
+    // its children, who find them open and need open only the files their
+    // parent's list does not begin with (`inherited_preopens`).
+    let preopened = match preopens(t) {
+        true => {
+            let first = preopen_base(res);
+            let list = vma::to_open(t, &extra_opens(t)).map_err(|e| e.to_string())?;
+            for (k, (path, flags)) in list.iter().enumerate().skip(inherited_preopens(plan, me)) {
+                let acc = flags & libc::O_ACCMODE;
+                let f = std::fs::OpenOptions::new()
+                    .read(acc != libc::O_WRONLY)
+                    .write(acc != libc::O_RDONLY)
+                    .open(os_path(path))
+                    .map_err(|e| {
+                        format!(
+                            "opening a file of its mappings failed: {}: {e}",
+                            procfs::show(path)
+                        )
+                    })?;
+                sys::dup3(f.as_raw_fd(), first + k as RawFd, libc::O_CLOEXEC)
+                    .map_err(|e| format!("dup3 to fd {}: {e}", first + k as RawFd))?;
+            }
+            Some((first, list.len()))
+        }
+        false => None,
+    };
     for &c in &t.children {
         let cpid = plan.tasks[c].pid;
         match super::userns::fork_task(&plan.tasks[c].ns) {
@@ -1202,6 +1230,9 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
             .filter(|j| j.kind == NsKind::User)
             .map(|j| j.fd.as_raw_fd() as u32),
     );
+    if let Some((first, n)) = preopened {
+        keep.extend((first..first + n as RawFd).map(|fd| fd as u32));
+    }
     keep.sort_unstable();
     let mut from = res.base as u32;
     for k in keep {
@@ -1241,28 +1272,6 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
         .unwrap_or(0);
-    // The files its mappings need, the exe and ns_last_pid, opened here in
-    // its own mount namespace, at the numbers kstate expects them
-    // (`preopen_base` on), so that one batch does its whole restore.
-    if preopens(t) {
-        let first = preopen_base(res);
-        let list = vma::to_open(t, &extra_opens(t)).map_err(|e| e.to_string())?;
-        for (k, (path, flags)) in list.iter().enumerate() {
-            let acc = flags & libc::O_ACCMODE;
-            let f = std::fs::OpenOptions::new()
-                .read(acc != libc::O_WRONLY)
-                .write(acc != libc::O_RDONLY)
-                .open(os_path(path))
-                .map_err(|e| {
-                    format!(
-                        "opening a file of its mappings failed: {}: {e}",
-                        procfs::show(path)
-                    )
-                })?;
-            sys::dup3(f.as_raw_fd(), first + k as RawFd, libc::O_CLOEXEC)
-                .map_err(|e| format!("dup3 to fd {}: {e}", first + k as RawFd))?;
-        }
-    }
     // The scratch area the restore's batches will run from, where kstate
     // chose it (clear of the saved mappings and of kstate's).
     sys::vm::map_anon_at(
@@ -1699,6 +1708,29 @@ fn extra_opens(t: &TaskPlan<'_>) -> Vec<(&'static [u8], i32)> {
     } else {
         Vec::new()
     }
+}
+
+/// How many of the files task `me`'s restorer opens for its restore it
+/// finds open already, inherited from its parent's restorer at the same
+/// descriptors: the files of mappings both lists begin with, when it is in
+/// its parent's mount namespace and user namespace (the same paths name the
+/// same files, opened with the same rights) — the children of one program
+/// map the same files. The rest of the parent's are closed with everything
+/// else it does not keep.
+fn inherited_preopens(plan: &Plan<'_>, me: usize) -> usize {
+    let t = &plan.tasks[me];
+    let Some(p) = t.parent.filter(|&p| preopens(&plan.tasks[p])) else {
+        return 0;
+    };
+    if t.ns.mnt.is_some() || t.ns.user.is_some() || !preopens(t) {
+        return 0;
+    }
+    // Not the extra ones (ns_last_pid): which namespace's that file
+    // writes is fixed when it is opened.
+    let (Ok(mine), Ok(theirs)) = (vma::to_open(t, &[]), vma::to_open(&plan.tasks[p], &[])) else {
+        return 0;
+    };
+    mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count()
 }
 
 /// Whether task `t`'s restorer opens the files of its restore itself
