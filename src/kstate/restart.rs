@@ -1159,7 +1159,8 @@ fn restorer_setup(plan: &Plan<'_>, res: &Resources, me: usize) -> Result<(), Str
         true => {
             let first = preopen_base(res);
             let list = vma::to_open(t, &extra_opens(t)).map_err(|e| e.to_string())?;
-            for (k, (path, flags)) in list.iter().enumerate().skip(inherited_preopens(plan, me)) {
+            let inherited = inherited_preopens(plan, me, &list);
+            for (k, (path, flags)) in list.iter().enumerate().skip(inherited) {
                 let acc = flags & libc::O_ACCMODE;
                 let f = std::fs::OpenOptions::new()
                     .read(acc != libc::O_WRONLY)
@@ -1313,7 +1314,13 @@ fn enter_prepared_mnt(ready: &OwnedFd, res: &Resources) -> Result<(), String> {
             None => "its mount namespace was not prepared".to_string(),
         });
     };
-    let path = at.replace(' ', "/fd/");
+    let mut words = at.split(' ').map(|w| w.parse::<u32>().ok());
+    let (Some(Some(kstate)), Some(Some(held))) = (words.next(), words.next()) else {
+        return Err(format!(
+            "a report on its mount namespace not understood: {text}"
+        ));
+    };
+    let path = format!("{kstate}/fd/{held}");
     let fd = nix::fcntl::openat(
         res.proc.as_fd(),
         path.as_str(),
@@ -1717,20 +1724,25 @@ fn extra_opens(t: &TaskPlan<'_>) -> Vec<(&'static [u8], i32)> {
 /// same files, opened with the same rights) — the children of one program
 /// map the same files. The rest of the parent's are closed with everything
 /// else it does not keep.
-fn inherited_preopens(plan: &Plan<'_>, me: usize) -> usize {
+fn inherited_preopens(plan: &Plan<'_>, me: usize, list: &[(&[u8], i32)]) -> usize {
     let t = &plan.tasks[me];
     let Some(p) = t.parent.filter(|&p| preopens(&plan.tasks[p])) else {
         return 0;
     };
-    if t.ns.mnt.is_some() || t.ns.user.is_some() || !preopens(t) {
+    if t.ns.mnt.is_some() || t.ns.user.is_some() {
         return 0;
     }
-    // Not the extra ones (ns_last_pid): which namespace's that file
-    // writes is fixed when it is opened.
-    let (Ok(mine), Ok(theirs)) = (vma::to_open(t, &[]), vma::to_open(&plan.tasks[p], &[])) else {
+    // Not the extra ones (ns_last_pid), last in the list: which
+    // namespace's that file writes is fixed when it is opened.
+    let files = list.len().saturating_sub(extra_opens(t).len());
+    let Ok(theirs) = vma::to_open(&plan.tasks[p], &[]) else {
         return 0;
     };
-    mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count()
+    list[..files]
+        .iter()
+        .zip(&theirs)
+        .take_while(|(a, b)| a == b)
+        .count()
 }
 
 /// Whether task `t`'s restorer opens the files of its restore itself
